@@ -1,0 +1,14 @@
+# A TCP/IPv4 stack for MicroPython boards (W5500 in MACRAW mode) and CPython hosts.
+# SPDX-License-Identifier: MIT
+#
+#     from stack import Stack, SHUT_WR
+#     net = Stack(link, ip="10.0.0.2", prefix=24, gateway="10.0.0.1")
+#     s = net.socket(); s.connect(("10.0.0.1", 5000)); s.send(b"hi"); s.close()
+#
+# See DESIGN.md for the contract; README.md for what is and is not implemented.
+
+from .iface import Stack
+from .sock import (IPPROTO_TCP, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_RDWR,
+                   SHUT_WR, SO_ERROR, SO_KEEPALIVE, SOL_SOCKET, TCP_NODELAY, Socket)
+
+__version__ = "0.1.0"

@@ -1,0 +1,31 @@
+# Every capacity and default timing in one place (DESIGN.md section 4 gives the keywords).
+# SPDX-License-Identifier: MIT
+
+from micropython import const
+
+# Pools, sized once by Stack(...).
+TCBS = const(8)
+RX_BUF = const(4096)
+TX_BUF = const(4096)
+TW_SLOTS = const(8)
+ASSEMBLER_RANGES = const(4)  # out-of-order ranges held per connection, as smoltcp
+MAX_BACKLOG = const(16)
+
+# Timing: RFC 6298 / RFC 1122, and Linux where the RFCs leave a choice.
+MSL_MS = const(30_000)  # TIME-WAIT lasts 2 x MSL = 60 s, as on Linux
+RTO_INITIAL_MS = const(1000)
+RTO_MIN_MS = const(1000)
+RTO_MAX_MS = const(60_000)
+ACK_DELAY_MS = const(200)
+FIN_TIMEOUT_MS = const(60_000)  # orphaned FIN-WAIT-2, like tcp_fin_timeout
+SYN_RETRIES = const(6)
+RETRIES = const(15)  # data/FIN retransmissions before ETIMEDOUT, like tcp_retries2
+KEEPALIVE_INTVL_MS = const(75_000)
+KEEPALIVE_PROBES = const(9)
+CHALLENGE_ACKS_PER_S = const(10)  # RFC 5961 section 7 rate limit, stack-wide
+
+# Work done by one poll(): frames read before timers run (keeps poll() latency bounded).
+FRAMES_PER_POLL = const(32)
+
+EPHEMERAL_LOW = const(49152)
+EPHEMERAL_HIGH = const(65535)

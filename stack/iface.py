@@ -1,0 +1,393 @@
+# The interface: owns the pools, reads frames, passes packets between layers, runs timers.
+# SPDX-License-Identifier: MIT
+#
+# Following smoltcp's iface: incoming work is process_<proto>(), outgoing dispatch_<proto>(),
+# and poll() says how long until something is next due, so a board can sleep until then.
+
+from micropython import const
+
+from . import config, ipv4, port, seq, tcpseg
+from .stats import Stats
+from .tcp import CLOSED, STATE_NAMES, TCB
+from .tcpseg import ACK, FIN, RST, SYN
+from .timewait import TimeWaitTable
+
+_TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
+
+
+class Config:
+    """Timing knobs of one stack (keywords of Stack(); defaults in config.py)."""
+
+    def __init__(self, msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
+                 fin_timeout_ms, syn_retries, retries, keepalive_ms, keepalive_intvl_ms,
+                 keepalive_probes):
+        self.msl_ms = msl_ms
+        self.rto_initial_ms = rto_initial_ms
+        self.rto_min_ms = rto_min_ms
+        self.rto_max_ms = rto_max_ms
+        self.ack_delay_ms = ack_delay_ms
+        self.fin_timeout_ms = fin_timeout_ms
+        self.syn_retries = syn_retries
+        self.retries = retries
+        self.keepalive_ms = keepalive_ms
+        self.keepalive_intvl_ms = keepalive_intvl_ms
+        self.keepalive_probes = keepalive_probes
+
+
+def _positive(name, value):
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError("%s must be a positive int, got %r" % (name, value))
+    return value
+
+
+class Stack:
+    """A TCP/IPv4 stack over one link. Everything it will ever use is allocated here."""
+
+    def __init__(self, link, ip, prefix=24, gateway=None, tcbs=config.TCBS,
+                 rx_buf=config.RX_BUF, tx_buf=config.TX_BUF, tw_slots=config.TW_SLOTS,
+                 msl_ms=config.MSL_MS, clock=None, rto_initial_ms=config.RTO_INITIAL_MS,
+                 rto_min_ms=config.RTO_MIN_MS, rto_max_ms=config.RTO_MAX_MS,
+                 ack_delay_ms=config.ACK_DELAY_MS, fin_timeout_ms=config.FIN_TIMEOUT_MS,
+                 syn_retries=config.SYN_RETRIES, retries=config.RETRIES, keepalive_ms=None,
+                 keepalive_intvl_ms=config.KEEPALIVE_INTVL_MS,
+                 keepalive_probes=config.KEEPALIVE_PROBES, log=None):
+        for name, value in (("tcbs", tcbs), ("rx_buf", rx_buf), ("tx_buf", tx_buf),
+                            ("tw_slots", tw_slots), ("msl_ms", msl_ms),
+                            ("rto_initial_ms", rto_initial_ms), ("rto_min_ms", rto_min_ms),
+                            ("rto_max_ms", rto_max_ms), ("fin_timeout_ms", fin_timeout_ms),
+                            ("syn_retries", syn_retries), ("retries", retries)):
+            _positive(name, value)
+        if keepalive_ms is not None:
+            _positive("keepalive_ms", keepalive_ms)
+        if not 0 <= prefix <= 32:
+            raise ValueError("prefix must be 0..32, got %r" % (prefix,))
+        mtu = link.mtu
+        if mtu < 68 or mtu > 9000:
+            raise ValueError("link mtu must be 68..9000, got %r" % (mtu,))
+        self.link = link
+        self.ip = ipv4.aton(ip)
+        self.ip_hi, self.ip_lo = ipv4.halves_of(self.ip)
+        self.prefix = prefix
+        self.gateway = ipv4.aton(gateway) if gateway else None
+        self.clock = clock if clock is not None else port.ticks_ms
+        self.cfg = Config(msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
+                          fin_timeout_ms, syn_retries, retries, keepalive_ms,
+                          keepalive_intvl_ms, keepalive_probes)
+        self.stats = Stats()
+        self.log = log  # a callable taking one line, or None
+        self.tracer = None  # a callable(direction, buf, ip_offset, ip_len), or None
+        # IP-only links carry packets at offset 0 (Ethernet framing comes with its link).
+        self.ip_off = 0
+        self.mss = mtu - 40
+        self.rxbuf = bytearray(self.ip_off + mtu)
+        self.rxmv = memoryview(self.rxbuf)
+        self.txbuf = bytearray(self.ip_off + mtu)
+        self.txmv = memoryview(self.txbuf)
+        self.tcbs = [TCB(self, i, rx_buf, tx_buf, config.ASSEMBLER_RANGES)
+                     for i in range(tcbs)]
+        self.tw = TimeWaitTable(tw_slots)
+        self.listeners = []  # listening sockets (few; a socket each, no TCB)
+        self.seg = tcpseg.Segment()
+        self.ident = 0
+        self.challenge_window_at = self.clock()
+        self.challenge_count = 0
+        self.secret = port.urandom(16)  # RFC 6528 F() key
+        self.next_port = config.EPHEMERAL_LOW + (self.secret[0] << 8 | self.secret[1]) % (
+            config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW)
+
+    # ---- public API --------------------------------------------------------------------
+
+    def socket(self):
+        """A TCP socket. Its TCB comes from the pool at connect() or accept()."""
+        from .sock import Socket
+
+        return Socket(self)
+
+    def poll(self):
+        """Handle every waiting frame and every due timer; ms until the next one (or None)."""
+        now = self.clock()
+        link = self.link
+        rxbuf = self.rxbuf
+        busy = False
+        for _ in range(config.FRAMES_PER_POLL):
+            n = link.recv_into(rxbuf)
+            if not n:
+                break
+            self.process_ipv4(n, now)
+        else:
+            busy = True  # frames may still wait: come back at once
+        best = None
+        for tcb in self.tcbs:
+            if tcb.in_use:
+                tcb.on_timer(now)
+                if tcb.in_use:
+                    tcb.output(now)
+                    left = tcb.next_due_ms(now)
+                    if left is not None and (best is None or left < best):
+                        best = left
+        left = self.tw.expire(now)
+        if left is not None and (best is None or left < best):
+            best = left
+        return 0 if busy else best
+
+    def wait(self, ms):
+        """Sleep up to ms, waking early when the link has a frame (if it has a fileno)."""
+        fileno = getattr(self.link, "fileno", None)
+        if fileno is not None:
+            try:
+                import select
+
+                p = select.poll()
+                p.register(fileno(), select.POLLIN)
+                p.poll(ms)
+                return
+            except (ImportError, OSError):  # pragma: no cover
+                pass
+        port.sleep_ms(ms)
+
+    def connections(self):
+        """(local_ip, lport, remote_ip, rport, state) of every TCB and TIME-WAIT record."""
+        local = ipv4.ntoa(self.ip_hi, self.ip_lo)
+        out = []
+        for lst in self.listeners:
+            out.append(("0.0.0.0", lst._lport, "0.0.0.0", 0, "LISTEN"))
+        for tcb in self.tcbs:
+            if tcb.in_use and tcb.state != CLOSED:
+                out.append((local, tcb.lport, ipv4.ntoa(tcb.rip_hi, tcb.rip_lo), tcb.rport,
+                            STATE_NAMES[tcb.state]))
+        for slot, rhi, rlo, lport, rport in self.tw.records():
+            out.append((local, lport, ipv4.ntoa(rhi, rlo), rport, "TIME-WAIT"))
+        return out
+
+    def free_tcb_count(self):
+        n = 0
+        for tcb in self.tcbs:
+            if not tcb.in_use:
+                n += 1
+        return n
+
+    # ---- pools -------------------------------------------------------------------------
+
+    def take_tcb(self):
+        for tcb in self.tcbs:
+            if not tcb.in_use:
+                tcb.reset()
+                tcb.in_use = True
+                return tcb
+        self.stats.tcpTcbExhausted += 1
+        return None
+
+    def free_tcb(self, tcb):
+        tcb.reset()
+        tcb.in_use = False
+
+    def isn(self, rip_hi, rip_lo, lport, rport, now):
+        """RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. (hi, lo)."""
+        h = _hash(self.secret, rip_hi, rip_lo, lport, rport, self.ip_hi, self.ip_lo)
+        v = (h + now * 250) & 0xFFFFFFFF  # set-up only: a heap int here is fine
+        return seq.halves(v)
+
+    def ephemeral_port(self, rip_hi, rip_lo, rport):
+        span = config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW + 1
+        for _ in range(span):
+            p = self.next_port
+            self.next_port = p + 1 if p < config.EPHEMERAL_HIGH else config.EPHEMERAL_LOW
+            if self.port_in_use(p):
+                continue
+            if self.tw.find(rip_hi, rip_lo, p, rport) >= 0:
+                continue
+            return p
+        return 0
+
+    def port_in_use(self, lport):
+        for lst in self.listeners:
+            if lst._lport == lport:
+                return True
+        for tcb in self.tcbs:
+            if tcb.in_use and tcb.lport == lport:
+                return True
+        return False
+
+    def challenge_ack_allowed(self, now):
+        """RFC 5961 section 7: at most CHALLENGE_ACKS_PER_S challenge ACKs a second."""
+        if port.ticks_diff(now, self.challenge_window_at) >= 1000:
+            self.challenge_window_at = now
+            self.challenge_count = 0
+        if self.challenge_count >= config.CHALLENGE_ACKS_PER_S:
+            self.stats.tcpChallengeAcksSuppressed += 1
+            return False
+        self.challenge_count += 1
+        self.stats.tcpChallengeAcks += 1
+        return True
+
+    # ---- input -------------------------------------------------------------------------
+
+    def process_ipv4(self, n, now):
+        buf = self.rxbuf
+        ip = self.ip_off
+        stats = self.stats
+        stats.ipInReceives += 1
+        hlen = ipv4.check(buf, ip, n - ip, stats)
+        if not hlen:
+            return
+        if (buf[ip + 16] << 8 | buf[ip + 17]) != self.ip_hi or (
+                buf[ip + 18] << 8 | buf[ip + 19]) != self.ip_lo:
+            stats.ipInAddrErrors += 1
+            return
+        proto = buf[ip + 9]
+        if proto == ipv4.PROTO_TCP:
+            self.process_tcp(ip, hlen, ipv4.total_len(buf, ip), now)
+        else:
+            stats.ipInUnknownProtos += 1
+
+    def process_tcp(self, ip, hlen, total, now):
+        seg = self.seg
+        stats = self.stats
+        if not seg.parse(self.rxbuf, ip, hlen, total):
+            stats.tcpInErrs += 1
+            stats.tcpInChecksumErrs += 1
+            return
+        stats.tcpInSegs += 1
+        if self.tracer:
+            self.tracer("in", self.rxbuf, ip, total)
+        rhi, rlo, lport, rport = seg.rip_hi, seg.rip_lo, seg.dport, seg.sport
+        for tcb in self.tcbs:
+            if (tcb.in_use and tcb.lport == lport and tcb.rport == rport
+                    and tcb.rip_hi == rhi and tcb.rip_lo == rlo and tcb.state != CLOSED):
+                tcb.process(seg, now)
+                return
+        slot = self.tw.find(rhi, rlo, lport, rport)
+        if slot >= 0:
+            self.process_time_wait(slot, seg, now)
+            return
+        listener = self.find_listener(lport)
+        if listener is None:
+            self.reply_rst(seg)  # RFC 9293 3.10.7.1: CLOSED answers everything but RST
+            return
+        self.process_listen(listener, seg, None, now)
+
+    def find_listener(self, lport):
+        for lst in self.listeners:
+            if lst._lport == lport:
+                return lst
+        return None
+
+    def process_listen(self, listener, seg, iss, now):
+        """A segment for a listening socket (RFC 9293 3.10.7.2)."""
+        flags = seg.flags
+        if flags & RST:
+            return
+        if flags & ACK:
+            self.reply_rst(seg)
+            return
+        if not flags & SYN:
+            self.stats.tcpDropped += 1
+            return
+        if not listener._has_room():
+            # Like Linux: drop the SYN silently; the client's retry may find room.
+            self.stats.tcpListenDrops += 1
+            return
+        tcb = self.take_tcb()
+        if tcb is None:
+            self.stats.tcpListenDrops += 1
+            return
+        if iss is None:
+            iss = self.isn(seg.rip_hi, seg.rip_lo, seg.dport, seg.sport, now)
+        listener._add_pending(tcb)
+        tcb.open_passive(seg, listener, iss, now)
+
+    def process_time_wait(self, slot, seg, now):
+        """A segment for a connection in TIME-WAIT (RFC 9293, RFC 1122 4.2.2.13, RFC 1337)."""
+        flags = seg.flags
+        tw = self.tw
+        if flags & RST:
+            return  # RFC 1337: an RST must not end TIME-WAIT early
+        buf, t = seg.buf, seg.t
+        if flags & SYN and not flags & ACK:
+            shi = (buf[t + 4] << 8) | buf[t + 5]
+            slo = (buf[t + 6] << 8) | buf[t + 7]
+            rhi, rlo = tw.rcv_nxt(slot)
+            listener = self.find_listener(seg.dport)
+            if listener is not None and seq.wire_after(shi, slo, rhi, rlo):
+                # A new incarnation: its SYN is above everything of the old one. Accept
+                # it, and start our ISN above the old send sequence (as Linux does).
+                ohi, olo = tw.snd_nxt(slot)
+                tw.remove(slot)
+                self.stats.tcpTimeWaitReopened += 1
+                self.process_listen(listener, seg, seq.add_halves(ohi, olo,
+                                                                  _TW_REOPEN_ISS_STEP), now)
+                return
+        if flags & FIN:
+            tw.restart(slot, port.ticks_add(now, 2 * self.cfg.msl_ms))
+        elif not (seg.dlen or flags & SYN):
+            return  # a bare ACK: nothing to say
+        # Re-ACK with the old connection's numbers.
+        shi, slo = tw.snd_nxt(slot)
+        rhi, rlo = tw.rcv_nxt(slot)
+        self.dispatch_bare(seg, ACK, shi, slo, rhi, rlo, tw.wnd(slot))
+
+    def reply_rst(self, seg):
+        """RST for a segment that belongs to no connection (RFC 9293 3.10.7.1)."""
+        flags = seg.flags
+        if flags & RST:
+            return
+        buf, t = seg.buf, seg.t
+        if flags & ACK:
+            # <SEQ=SEG.ACK><CTL=RST>
+            self.dispatch_bare(seg, RST, (buf[t + 8] << 8) | buf[t + 9],
+                               (buf[t + 10] << 8) | buf[t + 11], 0, 0, 0)
+        else:
+            # <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            ahi, alo = seq.add_halves((buf[t + 4] << 8) | buf[t + 5],
+                                      (buf[t + 6] << 8) | buf[t + 7], seg.seg_len())
+            self.dispatch_bare(seg, RST | ACK, 0, 0, ahi, alo, 0)
+        self.stats.tcpOutRsts += 1
+
+    # ---- output ------------------------------------------------------------------------
+
+    def write_tcp_header(self, t, sport, dport, flags, wnd, with_mss):
+        if flags & RST:
+            self.stats.tcpOutRsts += 1
+        return tcpseg.write_header(self.txbuf, t, sport, dport, flags, wnd,
+                                   self.mss if with_mss else 0)
+
+    def dispatch_bare(self, seg, flags, shi, slo, ahi, alo, wnd):
+        """A header-only reply to seg, numbers given as wire halves (no TCB involved)."""
+        buf = self.txbuf
+        t = self.ip_off + ipv4.HEADER_LEN
+        tcpseg.write_header(buf, t, seg.dport, seg.sport, flags, wnd, 0)
+        buf[t + 4], buf[t + 5], buf[t + 6], buf[t + 7] = shi >> 8, shi & 0xFF, slo >> 8, slo & 0xFF
+        buf[t + 8], buf[t + 9], buf[t + 10], buf[t + 11] = ahi >> 8, ahi & 0xFF, alo >> 8, alo & 0xFF
+        self.dispatch_tcp(seg.rip_hi, seg.rip_lo, tcpseg.HEADER_LEN)
+
+    def dispatch_tcp(self, rip_hi, rip_lo, tlen):
+        """Wrap the TCP segment at txbuf[ip_off + 20:] in IPv4 and send it."""
+        buf = self.txbuf
+        ip = self.ip_off
+        self.ident = (self.ident + 1) & 0xFFFF
+        ipv4.write_header(buf, ip, self.ip, rip_hi, rip_lo, ipv4.PROTO_TCP, tlen, self.ident)
+        tcpseg.finish(buf, ip, ip + ipv4.HEADER_LEN, tlen)
+        self.stats.tcpOutSegs += 1
+        self.stats.ipOutRequests += 1
+        total = ipv4.HEADER_LEN + tlen
+        if self.tracer:
+            self.tracer("out", buf, ip, total)
+        self.link.send(self.txmv[:ip + total])
+
+
+def _hash(secret, *words):
+    """32-bit keyed hash of 16-bit words: SHA-256 where the port has it, else FNV-1a."""
+    data = bytearray(secret)
+    for w in words:
+        data.append(w >> 8)
+        data.append(w & 0xFF)
+    try:
+        import hashlib
+
+        d = hashlib.sha256(data).digest()
+        return (d[0] << 24) | (d[1] << 16) | (d[2] << 8) | d[3]
+    except (ImportError, AttributeError):  # pragma: no cover - ports without hashlib
+        h = 0x811C9DC5
+        for b in data:
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        return h

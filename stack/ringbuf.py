@@ -1,0 +1,87 @@
+# A fixed-size byte ring: the send and receive buffers of a TCB.
+# SPDX-License-Identifier: MIT
+#
+# Allocated once; data is copied in and out with memoryview slices, never re-allocated.
+# `head` is where the oldest byte lives and `count` how many bytes are stored. The receive
+# side also writes out-of-order data *beyond* count (write_at); it becomes readable when the
+# gap before it fills and the owner calls commit().
+
+
+class RingBuffer:
+    def __init__(self, size):
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+        self.size = size
+        self.head = 0
+        self.count = 0
+
+    def clear(self):
+        self.head = 0
+        self.count = 0
+
+    def free(self):
+        return self.size - self.count
+
+    def write(self, data):
+        """Append as much of data as fits; return the number of bytes taken."""
+        n = self.write_at(0, data)
+        self.count += n
+        return n
+
+    def write_at(self, offset, data):
+        """Copy data to offset bytes past the stored bytes, without committing it.
+
+        Returns how many bytes fitted (data beyond the ring's free space is cut off).
+        """
+        size = self.size
+        room = size - self.count - offset
+        n = len(data)
+        if n > room:
+            n = room
+        if n <= 0:
+            return 0
+        start = self.head + self.count + offset
+        if start >= size:
+            start -= size
+        first = size - start
+        if first >= n:
+            self.mv[start:start + n] = data[:n] if n != len(data) else data
+        else:
+            self.mv[start:size] = data[:first]
+            self.mv[0:n - first] = data[first:n]
+        return n
+
+    def commit(self, n):
+        """Make n bytes written with write_at(0, ...) readable."""
+        self.count += n
+
+    def copy_out(self, offset, dest, n):
+        """Copy n stored bytes starting offset bytes past head into dest (a memoryview)."""
+        size = self.size
+        start = self.head + offset
+        if start >= size:
+            start -= size
+        first = size - start
+        if first >= n:
+            dest[:n] = self.mv[start:start + n]
+        else:
+            dest[:first] = self.mv[start:size]
+            dest[first:n] = self.mv[0:n - first]
+
+    def consume(self, n):
+        """Drop the n oldest bytes."""
+        # No rewind to 0 when empty: out-of-order bytes may wait beyond count.
+        self.head += n
+        if self.head >= self.size:
+            self.head -= self.size
+        self.count -= n
+
+    def read_into(self, dest):
+        """Move up to len(dest) of the oldest bytes into dest; return how many."""
+        n = len(dest)
+        if n > self.count:
+            n = self.count
+        if n:
+            self.copy_out(0, dest, n)
+            self.consume(n)
+        return n

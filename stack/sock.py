@@ -1,0 +1,426 @@
+# The socket API (DESIGN.md section 4): BSD-like calls over the stack's TCBs.
+# SPDX-License-Identifier: MIT
+#
+# Blocking calls drive stack.poll() themselves until done or timed out; non-blocking ones
+# raise OSError(EAGAIN) or OSError(EINPROGRESS). How a connection ended is always told
+# apart: recv() gives b"" after the peer's FIN, raises ECONNRESET after an RST and
+# ETIMEDOUT when retransmissions ran out.
+
+from micropython import const
+
+from . import ipv4, port
+from .tcp import (CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
+                  STATE_NAMES, SYN_RECEIVED, SYN_SENT)
+
+SHUT_RD = const(0)
+SHUT_WR = const(1)
+SHUT_RDWR = const(2)
+SOL_SOCKET = const(1)  # Linux values, so code written for CPython's socket module reads well
+SO_KEEPALIVE = const(9)
+SO_ERROR = const(4)
+IPPROTO_TCP = const(6)
+TCP_NODELAY = const(1)
+
+# Readiness bits, as select.poll's.
+POLLIN = const(0x001)
+POLLOUT = const(0x004)
+POLLERR = const(0x008)
+POLLHUP = const(0x010)
+
+
+def _err(code):
+    return OSError(code)
+
+
+class Socket:
+    def __init__(self, stack):
+        self._stack = stack
+        self._tcb = None
+        self._lport = 0
+        self._listening = False
+        self._backlog = None  # TCBs of not-yet-accepted connections, oldest first
+        self._backlog_max = 0
+        self._timeout_ms = -1  # -1 blocks forever, 0 is non-blocking
+        self._closed = False
+        self._wr_shut = False
+        self._nodelay = False
+        self._keepalive = stack.cfg.keepalive_ms is not None
+        self._rip = None  # (ip, port) once connected, for getpeername()/state after CLOSED
+
+    def __repr__(self):
+        return "<Socket %s %s>" % (self.state, self._rip)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- options -----------------------------------------------------------------------
+
+    def setblocking(self, flag):
+        self._timeout_ms = -1 if flag else 0
+
+    def settimeout(self, seconds):
+        if seconds is None:
+            self._timeout_ms = -1
+        elif seconds < 0:
+            raise ValueError("timeout must be >= 0 or None")
+        else:
+            self._timeout_ms = int(seconds * 1000)
+
+    def setsockopt(self, level, opt, value):
+        if level == IPPROTO_TCP and opt == TCP_NODELAY:
+            self._nodelay = bool(value)
+            if self._tcb:
+                self._tcb.nodelay = self._nodelay
+        elif level == SOL_SOCKET and opt == SO_KEEPALIVE:
+            if value and self._stack.cfg.keepalive_ms is None:
+                raise ValueError("keepalive needs Stack(keepalive_ms=...)")
+            self._keepalive = bool(value)
+            if self._tcb:
+                self._tcb.keepalive = self._keepalive
+                if not value:
+                    self._tcb.keepalive_at = None
+        else:
+            raise _err(port.EOPNOTSUPP)
+
+    def getsockopt(self, level, opt):
+        if level == SOL_SOCKET and opt == SO_ERROR:
+            tcb = self._tcb
+            if tcb is None:
+                return 0
+            e = tcb.so_error
+            tcb.so_error = 0
+            return e
+        if level == IPPROTO_TCP and opt == TCP_NODELAY:
+            return int(self._nodelay)
+        raise _err(port.EOPNOTSUPP)
+
+    # ---- state -------------------------------------------------------------------------
+
+    @property
+    def state(self):
+        """RFC 9293 state name: 'ESTABLISHED', 'TIME-WAIT', ... ('LISTEN' for listeners)."""
+        if self._listening:
+            return "LISTEN"
+        tcb = self._tcb
+        if tcb is not None and tcb.state != CLOSED:
+            return STATE_NAMES[tcb.state]
+        if self._rip is not None and self._lport:
+            st = self._stack
+            rhi, rlo = ipv4.halves_of(ipv4.aton(self._rip[0]))
+            if st.tw.find(rhi, rlo, self._lport, self._rip[1]) >= 0:
+                return "TIME-WAIT"
+        return "CLOSED"
+
+    def getsockname(self):
+        st = self._stack
+        return (ipv4.ntoa(st.ip_hi, st.ip_lo), self._lport)
+
+    def getpeername(self):
+        if self._rip is None:
+            raise _err(port.ENOTCONN)
+        return self._rip
+
+    def poll_flags(self):
+        """Readiness as select.poll bits: POLLIN, POLLOUT, POLLHUP, POLLERR."""
+        if self._listening:
+            return POLLIN if self._accept_ready() is not None else 0
+        tcb = self._tcb
+        if tcb is None:
+            return POLLHUP if self._closed else 0
+        flags = 0
+        if tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended:
+            flags |= POLLIN
+        s = tcb.state
+        if (s == ESTABLISHED or s == CLOSE_WAIT) and not self._wr_shut and tcb.tx.free():
+            flags |= POLLOUT
+        if tcb.ended or tcb.so_error:
+            flags |= POLLERR
+        if tcb.ended or (tcb.rx_fin and (self._wr_shut or s == CLOSED)):
+            flags |= POLLHUP
+        return flags
+
+    def readable(self):
+        return bool(self.poll_flags() & (POLLIN | POLLERR | POLLHUP))
+
+    def writable(self):
+        return bool(self.poll_flags() & (POLLOUT | POLLERR | POLLHUP))
+
+    # ---- waiting -----------------------------------------------------------------------
+
+    def _wait(self, ready, err):
+        """Poll the stack until ready() is true; raise err at once if non-blocking."""
+        if self._timeout_ms == 0:
+            raise _err(err)
+        st = self._stack
+        start = port.ticks_ms()
+        while True:
+            st.poll()
+            if ready():
+                return
+            if self._timeout_ms > 0 and port.ticks_diff(port.ticks_ms(),
+                                                        start) >= self._timeout_ms:
+                raise _err(port.ETIMEDOUT)
+            st.wait(1)
+
+    # ---- passive open ------------------------------------------------------------------
+
+    def bind(self, addr):
+        ip, p = addr
+        st = self._stack
+        if ip not in ("", "0.0.0.0") and ipv4.aton(ip) != st.ip:
+            raise _err(port.EINVAL)
+        if not isinstance(p, int) or not 0 <= p <= 65535:
+            raise ValueError("port must be 0..65535, got %r" % (p,))
+        if self._lport:
+            raise _err(port.EINVAL)
+        if p and st.find_listener(p) is not None:
+            raise _err(port.EADDRINUSE)
+        self._lport = p
+
+    def listen(self, backlog=1):
+        """Accept connections; backlog counts half- and fully-open ones not yet accepted.
+
+        listen(0) allows one, as Linux does (smoltcp's and lwIP's users trip on 0).
+        """
+        from .config import MAX_BACKLOG
+
+        st = self._stack
+        if self._tcb is not None:
+            raise _err(port.EISCONN)
+        if not self._lport:
+            raise _err(port.EINVAL)  # no ephemeral listeners: say which port
+        if self._listening:
+            return
+        if st.find_listener(self._lport) is not None:
+            raise _err(port.EADDRINUSE)
+        if backlog < 1:
+            backlog = 1
+        self._backlog_max = backlog if backlog < MAX_BACKLOG else MAX_BACKLOG
+        self._backlog = []
+        self._listening = True
+        st.listeners.append(self)
+
+    def _has_room(self):
+        return len(self._backlog) < self._backlog_max
+
+    def _add_pending(self, tcb):
+        self._backlog.append(tcb)
+
+    def _ready(self, tcb):
+        pass  # accept() scans the backlog in order; nothing to move
+
+    def _forget(self, tcb):
+        if self._backlog is not None and tcb in self._backlog:
+            self._backlog.remove(tcb)
+
+    def _accept_ready(self):
+        for tcb in self._backlog:
+            if tcb.state != SYN_RECEIVED:
+                return tcb
+        return None
+
+    def accept(self):
+        if not self._listening:
+            raise _err(port.EINVAL)
+        self._wait_for(lambda: self._accept_ready() is not None, port.EAGAIN)
+        tcb = self._accept_ready()
+        self._backlog.remove(tcb)
+        tcb.parent = None
+        conn = Socket(self._stack)
+        conn._attach(tcb, self._timeout_ms)
+        return conn, conn._rip
+
+    def _wait_for(self, ready, err):
+        if not ready():
+            self._wait(ready, err)
+
+    def _attach(self, tcb, timeout_ms):
+        self._tcb = tcb
+        self._lport = tcb.lport
+        self._rip = (ipv4.ntoa(tcb.rip_hi, tcb.rip_lo), tcb.rport)
+        self._timeout_ms = timeout_ms
+        tcb.nodelay = self._nodelay
+        tcb.keepalive = self._keepalive
+
+    # ---- active open -------------------------------------------------------------------
+
+    def connect(self, addr):
+        ip, p = addr
+        st = self._stack
+        tcb = self._tcb
+        if tcb is not None:
+            if tcb.state == SYN_SENT or tcb.state == SYN_RECEIVED:
+                if self._timeout_ms == 0:
+                    raise _err(port.EALREADY)
+            elif tcb.ended:
+                raise _err(tcb.ended)
+            else:
+                raise _err(port.EISCONN)
+        else:
+            if self._listening:
+                raise _err(port.EISCONN)
+            if not isinstance(p, int) or not 0 < p <= 65535:
+                raise ValueError("port must be 1..65535, got %r" % (p,))
+            rhi, rlo = ipv4.halves_of(ipv4.aton(ip))
+            lport = self._lport
+            if not lport:
+                lport = st.ephemeral_port(rhi, rlo, p)
+                if not lport:
+                    raise _err(port.EADDRINUSE)
+            tcb = st.take_tcb()
+            if tcb is None:
+                raise _err(port.ENOBUFS)
+            self._attach(tcb, self._timeout_ms)
+            self._lport = lport
+            self._rip = (ip, p)
+            tcb.open_active(rhi, rlo, lport, p, st.clock())
+        self._wait_for(lambda: tcb.state != SYN_SENT and tcb.state != SYN_RECEIVED,
+                       port.EINPROGRESS)
+        if tcb.ended:
+            raise _err(tcb.ended)
+
+    # ---- data --------------------------------------------------------------------------
+
+    def _conn(self):
+        if self._closed:
+            raise _err(port.EBADF)
+        tcb = self._tcb
+        if tcb is None:
+            raise _err(port.ENOTCONN)
+        return tcb
+
+    def send(self, data):
+        """Queue what fits in the send ring; return how many bytes were taken."""
+        tcb = self._conn()
+        mv = memoryview(data)
+        if not len(mv):
+            return 0
+
+        def writable():
+            return tcb.ended or tcb.state == CLOSED or (
+                tcb.state != SYN_SENT and tcb.state != SYN_RECEIVED and tcb.tx.free())
+
+        self._wait_for(writable, port.EAGAIN)
+        if tcb.ended:
+            raise _err(tcb.ended)
+        if self._wr_shut or tcb.fin_seq >= 0 or tcb.state == CLOSED:
+            raise _err(port.EPIPE)
+        n = tcb.tx.write(mv)
+        tcb.output(self._stack.clock())
+        return n
+
+    def sendall(self, data):
+        mv = memoryview(data)
+        while len(mv):
+            n = self.send(mv)
+            mv = mv[n:]
+
+    write = send
+
+    def recv(self, n):
+        buf = bytearray(n)
+        got = self.recv_into(buf)
+        return bytes(buf[:got]) if got < n else bytes(buf)
+
+    def recv_into(self, buf, nbytes=0):
+        """Read into buf; 0 means the peer closed (EOF). Raises ECONNRESET after an RST."""
+        tcb = self._conn()
+        mv = memoryview(buf)
+        if nbytes:
+            mv = mv[:nbytes]
+
+        def readable():
+            return tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended or (
+                tcb.state == CLOSED)
+
+        self._wait_for(readable, port.EAGAIN)
+        got = tcb.rx.read_into(mv)
+        if got:
+            if tcb.window_update_due():
+                tcb.ack_now = True
+                tcb.output(self._stack.clock())
+            return got
+        if tcb.ended:
+            raise _err(tcb.ended)
+        return 0  # EOF: FIN received, SHUT_RD, or closed without error
+
+    read = recv
+    readinto = recv_into
+
+    # ---- closing -----------------------------------------------------------------------
+
+    def shutdown(self, how):
+        tcb = self._conn()
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise _err(port.EINVAL)
+        if tcb.state == SYN_SENT or tcb.state == CLOSED and not tcb.ended:
+            raise _err(port.ENOTCONN)
+        if how != SHUT_WR:
+            tcb.rd_shut = True
+            tcb.rx.consume(tcb.rx.count)
+            tcb.asm.clear()
+        if how != SHUT_RD and not self._wr_shut:
+            self._wr_shut = True
+            tcb.close_send(self._stack.clock())
+
+    def close(self):
+        """Graceful close: FIN after queued data. RST instead if received data is unread
+        (RFC 1122 4.2.2.13, as Linux): the peer learns its data was not consumed."""
+        if self._closed:
+            return
+        self._closed = True
+        st = self._stack
+        now = st.clock()
+        if self._listening:
+            self._close_listener(now)
+            return
+        tcb = self._tcb
+        if tcb is None:
+            return
+        self._tcb = None
+        tcb.orphan = True
+        if tcb.state == CLOSED:
+            st.free_tcb(tcb)
+            return
+        if (tcb.rx.count or tcb.asm.used) and tcb.synchronized():
+            st.stats.tcpRstsUnreadData += 1
+            tcb.abort(now)
+            return
+        tcb.close_send(now)
+        if tcb.state == FIN_WAIT_2 and tcb.fin2_at is None:
+            tcb.fin2_at = port.ticks_add(now, st.cfg.fin_timeout_ms)
+
+    def abort(self):
+        """Reset the connection now: RST to the peer, every buffer dropped."""
+        if self._closed:
+            return
+        self._closed = True
+        st = self._stack
+        if self._listening:
+            self._close_listener(st.clock())
+            return
+        tcb = self._tcb
+        if tcb is None:
+            return
+        self._tcb = None
+        tcb.orphan = True
+        if tcb.state == CLOSED:
+            st.free_tcb(tcb)
+        else:
+            tcb.abort(st.clock())
+
+    def _close_listener(self, now):
+        # Connections nobody accepted are reset (RFC 9293: "pending ... are aborted").
+        st = self._stack
+        self._listening = False
+        if self in st.listeners:
+            st.listeners.remove(self)
+        pending = self._backlog
+        self._backlog = []
+        for tcb in pending:
+            tcb.parent = None
+            tcb.orphan = True
+            tcb.abort(now)

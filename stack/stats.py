@@ -1,0 +1,58 @@
+# Counters: RFC 4022 (TCP-MIB) names, plus the stack's own drops and pool events.
+# SPDX-License-Identifier: MIT
+
+NAMES = (
+    # RFC 4022
+    "tcpActiveOpens",
+    "tcpPassiveOpens",
+    "tcpAttemptFails",
+    "tcpEstabResets",
+    "tcpCurrEstab",
+    "tcpInSegs",
+    "tcpOutSegs",
+    "tcpRetransSegs",
+    "tcpInErrs",
+    "tcpOutRsts",
+    # IPv4 (RFC 4293 names)
+    "ipInReceives",
+    "ipInHdrErrors",
+    "ipInAddrErrors",
+    "ipInUnknownProtos",
+    "ipReasmReqds",  # fragments: counted and dropped, we do not reassemble
+    "ipOutRequests",
+    # ours
+    "tcpInChecksumErrs",
+    "tcpRstsUnreadData",  # RST sent on close with unread data (RFC 1122 4.2.2.13)
+    "tcpRstsDataAfterClose",  # RST sent for data arriving after a full close
+    "tcpChallengeAcks",
+    "tcpChallengeAcksSuppressed",
+    "tcpTimeWaitRecycled",  # TIME-WAIT records reused because the table was full
+    "tcpTimeWaitReopened",  # new SYN accepted from TIME-WAIT (RFC 1122 4.2.2.13)
+    "tcpTimeouts",  # connections dropped after retries ran out
+    "tcpFinWait2Timeouts",
+    "tcpKeepaliveDrops",
+    "tcpFastRetransmits",
+    "tcpPersistProbes",
+    "tcpOutOfOrderSegs",
+    "tcpOutOfOrderDrops",  # no assembler range free
+    "tcpListenDrops",  # SYN dropped: backlog full
+    "tcpTcbExhausted",  # a TCB was needed and the pool was empty
+    "tcpDropped",  # segments dropped as unacceptable or unexpected
+)
+
+
+class Stats:
+    """Counters as attributes (net.stats.tcpInSegs) and by name (net.stats["tcpInSegs"])."""
+
+    def __init__(self):
+        for name in NAMES:
+            setattr(self, name, 0)
+
+    def __getitem__(self, name):
+        return getattr(self, name)
+
+    def items(self):
+        return [(name, getattr(self, name)) for name in NAMES]
+
+    def __repr__(self):
+        return "Stats(%s)" % ", ".join("%s=%d" % kv for kv in self.items() if kv[1])
