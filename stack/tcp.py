@@ -633,7 +633,8 @@ class TCB:
         buf = st.txbuf
         ip = st.ip_off
         t = ip + 20
-        wnd = self._rcv_window() if flags & ACK or flags & SYN else 0
+        # An RST advertises no window: nothing more will be received.
+        wnd = 0 if flags & RST else self._rcv_window()
         hlen = st.write_tcp_header(t, self.lport, self.rport, flags, wnd, mss)
         seq.to_wire(buf, t + 4, self.snd_hi, self.snd_lo, seq_rel)
         if flags & ACK:
