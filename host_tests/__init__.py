@@ -1,0 +1,12 @@
+# Core test modules: run by pytest on CPython, and by run_tests.py on MicroPython (unix and
+# WebAssembly). MIT licence.
+#
+# MicroPython cannot discover files, so every core test module is listed here by name.
+# To add one: write host_tests/test_<topic>.py with plain `test_*` functions and/or
+# `Test*` classes (no __init__; use `setup`/`teardown`), import nothing from pytest,
+# then append "test_<topic>" below. test_micropython.py then runs it on both ports.
+# CPython-only tests (they may use pytest, subprocess, ...) are simply not listed.
+
+MODULES = [
+    "test_runner_selfcheck",
+]

@@ -1,0 +1,124 @@
+# Runs the core tests without pytest: on CPython, MicroPython unix and MicroPython WebAssembly.
+# MIT licence.
+#
+#   micropython host_tests/run_tests.py [-v] [module ...]
+#   node host_tests/wasm_run.mjs host_tests/run_tests.py [-v] [module ...]
+#   python3 host_tests/run_tests.py [-v] [module ...]
+#
+# Collects like pytest does by default (functions named test*, classes named Test* with
+# methods named test*, each method on a fresh instance) so both see the same tests. Ends with
+# the line "N passed, N failed" and exits 1 if anything failed.
+#
+# MicroPython has no inspect, os.path or traceback module, hence the plain string and dir()
+# work below.
+import gc
+import sys
+
+
+def _add_paths():
+    # Put host_tests/ and the repo root first on sys.path, found from this file's own path.
+    path = __file__
+    if not path.startswith("/"):
+        import os
+
+        path = os.getcwd() + "/" + path
+    here = path[: path.rfind("/")]
+    root = here[: here.rfind("/")]
+    for p in (root, here):
+        if p in sys.path:
+            sys.path.remove(p)
+        sys.path.insert(0, p)
+
+
+def _print_exc(e):
+    # Tracebacks go to stdout so they stay next to their FAIL line.
+    if hasattr(sys, "print_exception"):  # pragma: no cover (MicroPython)
+        sys.print_exception(e, sys.stdout)
+    else:
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stdout)
+
+
+def _has_init(cls):
+    # MicroPython shows no __init__ at all on a class without one; CPython shows object's.
+    init = getattr(cls, "__init__", None)
+    return init is not None and init is not object.__init__
+
+
+def _call_method(cls, name):
+    if _has_init(cls):
+        # pytest refuses to collect such classes; fail here too so nothing is silently lost.
+        raise TypeError("test class %s defines __init__; use setup() instead" % cls.__name__)
+    obj = cls()
+    setup = getattr(obj, "setup", None)
+    if setup is not None:
+        setup()
+    try:
+        getattr(obj, name)()
+    finally:
+        teardown = getattr(obj, "teardown", None)
+        if teardown is not None:
+            teardown()
+
+
+def _tests(module):
+    # Yields (label, callable) in a fixed order: sorted names, not definition order.
+    mname = module.__name__
+    for name in sorted(dir(module)):
+        obj = getattr(module, name)
+        if isinstance(obj, type):
+            if name.startswith("Test"):
+                for meth in sorted(dir(obj)):
+                    if meth.startswith("test") and callable(getattr(obj, meth)):
+                        yield (
+                            "%s.%s.%s" % (mname, name, meth),
+                            lambda c=obj, m=meth: _call_method(c, m),
+                        )
+        elif name.startswith("test") and callable(obj):
+            yield "%s.%s" % (mname, name), obj
+
+
+def run(names, verbose=False):
+    """Run the named test modules; return (passed, failed)."""
+    passed = failed = 0
+    for mname in names:
+        try:
+            module = __import__(mname)
+            tests = list(_tests(module))
+        except Exception as e:
+            failed += 1
+            print("FAIL %s (import)" % mname)
+            _print_exc(e)
+            continue
+        for label, fn in tests:
+            gc.collect()  # the unix port's default heap is only 2 MiB
+            try:
+                fn()
+            except Exception as e:
+                failed += 1
+                print("FAIL %s" % label)
+                _print_exc(e)
+            else:
+                passed += 1
+                if verbose:
+                    print("ok %s" % label)
+    return passed, failed
+
+
+def main(argv):
+    _add_paths()
+    verbose = "-v" in argv
+    names = [a for a in argv if a != "-v"]
+    if not names:
+        from host_tests import MODULES
+
+        names = MODULES
+    passed, failed = run(names, verbose)
+    print("%d passed, %d failed" % (passed, failed))
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
