@@ -304,7 +304,7 @@ class TCB:
         if state == SYN_RECEIVED:
             if not (self.snd_una < ack <= self.snd_max):
                 # RFC 9293: <SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK here.
-                st.reply_rst(seg, True)
+                st.reply_rst(seg)
                 return
             self.snd_una = ack
             self._rtt_sample(ack, now)
@@ -378,7 +378,7 @@ class TCB:
             if ack <= 0 or ack > self.snd_max:
                 # Not for our SYN (an old connection?): <SEQ=SEG.ACK><CTL=RST>.
                 if not flags & RST:
-                    st.reply_rst(seg, True)
+                    st.reply_rst(seg)
                 st.stats.tcpDropped += 1
                 return
         if flags & RST:

@@ -1,0 +1,154 @@
+# Data transfer: windows, persist, out-of-order, retransmission, fast retransmit, delayed
+# ACK, keepalive, scripted segment by segment. MIT licence.
+
+from tcpscript import ACK, MSS, PSH, WND, Peer, Seg, errno_of
+
+from stack import port
+
+
+class TestEstablishedData:
+    def test_established_zero_window_persist_probes(self):
+        p = Peer()
+        s = p.connect()
+        p.send(Seg(ACK, 1, 1, wnd=0))
+        s.send(b"data")
+        p.expect_nothing()
+        # Probes: an old sequence number (SND.UNA - 1), no data, backing off.
+        for wait in (1000, 2000, 4000):
+            p.expect_nothing(wait - 1)
+            p.advance(1)
+            p.expect([Seg(ACK, 0, 1, wnd=WND)])
+        p.send(Seg(ACK, 1, 1, wnd=100))  # the window opens
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"data")])
+        assert p.net.stats.tcpPersistProbes == 3
+        assert s.state == "ESTABLISHED"
+
+    def test_established_out_of_order_then_fill(self):
+        p = Peer()
+        s = p.connect()
+        p.send(Seg(ACK | PSH, 11, 1, data=b"B" * 10))
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])  # at once: a duplicate ACK shows the hole
+        assert errno_of(s.recv, 100) == port.EAGAIN
+        p.send(Seg(ACK | PSH, 1, 1, data=b"A" * 10))
+        p.expect([Seg(ACK, 1, 21, wnd=WND - 20)])  # at once: the hole is filled
+        assert s.recv(100) == b"A" * 10 + b"B" * 10
+        assert p.net.stats.tcpOutOfOrderSegs == 1
+
+    def test_established_out_of_order_fin_waits_for_the_gap(self):
+        p = Peer()
+        s = p.connect()
+        p.send(Seg(ACK | PSH | 0x01, 6, 1, data=b"world"))  # FIN after a gap
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])
+        p.send(Seg(ACK | PSH, 1, 1, data=b"hello"))
+        p.expect([Seg(ACK, 1, 11, wnd=WND - 10)])
+        assert s.state == "ESTABLISHED"  # the FIN was not kept: it must come again
+        p.send(Seg(ACK | 0x01, 11, 1))
+        p.expect([Seg(ACK, 1, 12, wnd=WND - 11)])
+        assert s.recv(100) == b"helloworld"
+        assert s.recv(100) == b""
+
+    def test_established_rexmit_timeout_with_backoff(self):
+        p = Peer(retries=2)
+        s = p.connect()
+        s.send(b"x" * 100)
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"x" * 100)])
+        for wait in (1000, 2000):
+            p.expect_nothing(wait - 1)
+            p.advance(1)
+            p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"x" * 100)])
+        p.advance(4000)
+        assert s.state == "CLOSED"
+        assert errno_of(s.send, b"y") == port.ETIMEDOUT
+        assert p.net.stats.tcpRetransSegs == 2
+        assert p.net.stats.tcpTimeouts == 1
+
+    def test_established_rexmit_then_ack_resumes(self):
+        p = Peer()
+        s = p.connect()
+        s.send(b"x" * 100)
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"x" * 100)])
+        p.advance(1000)
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"x" * 100)])
+        p.send(Seg(ACK, 1, 101))
+        p.expect_nothing(10000)  # all acknowledged: the timer is off
+
+    def test_established_fast_retransmit(self):
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        errno_of(s.connect, ("10.0.0.1", p.port))
+        p.expect([Seg(0x02, 0, wnd=WND, mss=MSS)])
+        p.send(Seg(0x12, 0, 1, mss=536))  # SYN,ACK: MSS 536, so cwnd = 4 segments
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])
+        s.send(b"x" * 4000)
+        got = p.received()
+        assert [(g.seq, len(g.data)) for g in got] == [(1, 536), (537, 536), (1073, 536),
+                                                       (1609, 536)], got
+        for _ in range(3):
+            p.send(Seg(ACK, 1, 1))  # segment 1 was lost; the rest arrived
+        got = p.received()
+        # Fast retransmit of segment 1, then one new segment as cwnd = ssthresh + 3 allows.
+        assert [(g.seq, len(g.data)) for g in got] == [(1, 536), (2145, 536)], got
+        assert p.net.stats.tcpFastRetransmits == 1
+
+    def test_established_delayed_ack(self):
+        p = Peer()
+        s = p.connect()
+        p.send(Seg(ACK | PSH, 1, 1, data=b"one"))
+        p.expect_nothing(199)
+        p.advance(1)
+        p.expect([Seg(ACK, 1, 4, wnd=WND - 3)])
+
+    def test_established_ack_every_second_full_segment(self):
+        p = Peer()
+        s = p.connect()
+        p.send(Seg(ACK, 1, 1, data=b"a" * MSS))
+        p.expect_nothing()
+        p.send(Seg(ACK, 1 + MSS, 1, data=b"b" * MSS))
+        p.expect([Seg(ACK, 1, 1 + 2 * MSS, wnd=WND - 2 * MSS)])
+
+    def test_established_window_fills_then_update_after_read(self):
+        p = Peer()
+        s = p.connect()
+        p.send(Seg(ACK, 1, 1, data=b"a" * 1460))
+        p.send(Seg(ACK, 1461, 1, data=b"b" * 1460))
+        p.expect([Seg(ACK, 1, 2921, wnd=WND - 2920)])
+        p.send(Seg(ACK, 2921, 1, data=b"c" * 1176))
+        p.advance(200)
+        p.expect([Seg(ACK, 1, 4097, wnd=0)])
+        p.send(Seg(ACK, 4097, 1, data=b"d"))  # beyond the window: dropped, re-ACKed
+        p.expect([Seg(ACK, 1, 4097, wnd=0)])
+        assert len(s.recv(5000)) == 4096
+        p.expect([Seg(ACK, 1, 4097, wnd=WND)])  # window update after the read
+
+    def test_established_keepalive(self):
+        p = Peer(keepalive_ms=10000, keepalive_intvl_ms=1000, keepalive_probes=2)
+        s = p.connect()
+        p.expect_nothing(9999)
+        p.advance(1)
+        p.expect([Seg(ACK, 0, 1, wnd=WND)])
+        p.send(Seg(ACK, 1, 1))  # answered: idle again
+        p.expect_nothing(9999)
+        p.advance(1)
+        p.expect([Seg(ACK, 0, 1, wnd=WND)])
+        p.advance(1000)
+        p.expect([Seg(ACK, 0, 1, wnd=WND)])
+        p.advance(1000)
+        assert s.state == "CLOSED"
+        assert errno_of(s.recv, 1) == port.ETIMEDOUT
+        assert p.net.stats.tcpKeepaliveDrops == 1
+
+    def test_established_send_after_shutdown_is_epipe(self):
+        p = Peer()
+        s = p.connect()
+        s.shutdown(1)
+        assert errno_of(s.send, b"x") == port.EPIPE
+
+    def test_established_nodelay_sends_small_segments_at_once(self):
+        p = Peer()
+        s = p.connect()
+        s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY
+        s.send(b"a")
+        s.send(b"b")
+        got = p.received()
+        assert [g.data for g in got] == [b"a", b"b"], got

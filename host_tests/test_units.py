@@ -1,0 +1,134 @@
+# Table tests for the small pieces: seq.py, ringbuf.py, assembler.py, the checksum kernels.
+# MIT licence.
+
+from stack import port, seq
+from stack.assembler import Assembler
+from stack.ringbuf import RingBuffer
+
+
+def _wire(v):
+    return bytes(((v >> 24) & 0xFF, (v >> 16) & 0xFF, (v >> 8) & 0xFF, v & 0xFF))
+
+
+def test_seq_from_wire_table():
+    # (base, wire, offset): across the 32-bit wrap, behind the base, and far away.
+    table = (
+        (0x00000000, 0x00000005, 5),
+        (0xFFFFFFF0, 0x00000005, 0x15),
+        (0xFFFFFFF0, 0xFFFFFFE0, -0x10),
+        (0x00000010, 0xFFFFFFF0, -0x20),
+        (0x12345678, 0x12345678 + (1 << 28) - 1, (1 << 28) - 1),
+        (0x12345678, 0x12345678 + (1 << 28), seq.FAR),
+        (0x12345678, 0x12345678 - (1 << 28), -(1 << 28)),
+        (0x12345678, 0x92345678, seq.FAR),
+    )
+    for base, wire, want in table:
+        hi, lo = seq.halves(base)
+        got = seq.from_wire(_wire(wire & 0xFFFFFFFF), 0, hi, lo)
+        assert got == want, (hex(base), hex(wire), got, want)
+
+
+def test_seq_to_wire_round_trip():
+    buf = bytearray(4)
+    for base in (0, 0xFFFFFFFF, 0xFFFF0000, 0x0000FFFF, 0x80000000):
+        hi, lo = seq.halves(base)
+        for rel in (0, 1, 0xFFFF, 0x10000, seq.REBASE_AT, -1, -0x10001):
+            seq.to_wire(buf, 0, hi, lo, rel)
+            assert buf == _wire((base + rel) & 0xFFFFFFFF), (hex(base), rel)
+            assert seq.from_wire(buf, 0, hi, lo) == rel
+
+
+def test_seq_add_halves_and_wire_after():
+    hi, lo = seq.halves(0xFFFFFFFF)
+    assert seq.add_halves(hi, lo, 65537) == seq.halves(0x10000)
+    assert seq.add_halves(0, 0, -1) == seq.halves(0xFFFFFFFF)
+    a = seq.halves(0xFFFFFFF0)
+    b = seq.halves(0x00000010)
+    assert seq.wire_after(b[0], b[1], a[0], a[1])  # after, across the wrap
+    assert not seq.wire_after(a[0], a[1], b[0], b[1])
+    assert not seq.wire_after(a[0], a[1], a[0], a[1])  # equal is not after
+
+
+def test_ringbuf_wraps_and_keeps_order():
+    r = RingBuffer(8)
+    out = bytearray(8)
+    mv = memoryview(out)
+    assert r.write(memoryview(b"abcdef")) == 6
+    assert r.read_into(mv[:4]) == 4 and out[:4] == b"abcd"
+    assert r.write(memoryview(b"ghijklmn")) == 6  # only 6 fit
+    assert r.count == 8 and r.free() == 0
+    assert r.read_into(mv) == 8 and out == b"efghijkl"
+
+
+def test_ringbuf_write_at_then_commit():
+    r = RingBuffer(8)
+    r.write(memoryview(b"xyz"))
+    r.consume(3)
+    assert r.write_at(2, memoryview(b"CD")) == 2  # out of order, across the end
+    assert r.count == 0
+    r.write_at(0, memoryview(b"AB"))
+    r.commit(4)
+    out = bytearray(4)
+    r.copy_out(0, memoryview(out), 4)
+    assert out == b"ABCD"
+    assert r.write_at(4, memoryview(b"123456")) == 0  # beyond free space: nothing
+
+
+def test_assembler_table():
+    # (ranges added, advance by, extra readable, ranges left)
+    table = (
+        (((10, 20),), 10, 10, ()),
+        (((10, 20), (30, 40)), 10, 10, ((10, 20),)),
+        (((10, 20), (30, 40)), 5, 0, ((5, 15), (25, 35))),
+        (((10, 20), (20, 30)), 10, 20, ()),  # touching ranges merged
+        (((10, 20), (15, 40)), 10, 30, ()),  # overlapping merged
+        (((30, 40), (10, 20), (50, 60)), 35, 5, ((10, 20),)),  # rcv_nxt moves 40
+    )
+    for adds, adv, extra, left in table:
+        a = Assembler(4)
+        for s, e in adds:
+            assert a.add(s, e)
+        assert a.advance(adv) == extra, (adds, adv)
+        got = tuple((a.starts[i], a.ends[i]) for i in range(a.used))
+        assert got == left, (adds, got)
+
+
+def test_assembler_full_refuses():
+    a = Assembler(2)
+    assert a.add(10, 20) and a.add(30, 40)
+    assert not a.add(50, 60)
+    assert a.add(20, 30)  # merging needs no new slot
+    assert a.used == 1 and a.total() == 30
+
+
+def test_checksum_kernels_agree():
+    # The chosen kernel (bigint on CPython, viper on unix MicroPython) against the loop.
+    data = bytearray(1501)
+    x = 12345
+    for i in range(len(data)):
+        x = (x * 1103 + 17) & 0xFFFF
+        data[i] = x & 0xFF
+    for start, end in ((0, 0), (0, 1), (1, 2), (0, 1500), (3, 1501), (7, 64)):
+        for acc in (0, 6, 0xFFFF):
+            want = port.fold_checksum(port.checksum_plain(data, start, end, acc))
+            got = port.fold_checksum(port.checksum(data, start, end, acc))
+            assert got == want, (port.CHECKSUM_KERNEL, start, end, acc)
+    zeros = bytearray(40)
+    assert port.fold_checksum(port.checksum(zeros, 0, 40, 1)) == 1
+    ones = bytearray(b"\xff\xff" * 3)
+    assert port.fold_checksum(port.checksum(ones, 0, 6, 0)) == port.fold_checksum(
+        port.checksum_plain(ones, 0, 6, 0))
+
+
+def test_checksum_known_ipv4_header():
+    # The classic example header (checksum field 0xb861 included): sums to 0xFFFF.
+    hdr = bytes((0x45, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0, 1,
+                 0xc0, 0xa8, 0, 0xc7))
+    assert port.fold_checksum(port.checksum(hdr, 0, 20, 0)) == 0xFFFF
+
+
+def test_ticks_wrap():
+    top = port.ticks_add(0, -1)
+    assert port.ticks_diff(port.ticks_add(top, 5), top) == 5
+    assert port.ticks_add(top, 1) == 0
+    assert port.ticks_diff(0, top) == 1
