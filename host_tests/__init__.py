@@ -9,4 +9,8 @@
 
 MODULES = [
     "test_runner_selfcheck",
+    "test_units",
+    "test_tcp_open",
+    "test_tcp_data",
+    "test_tcp_close",
 ]
