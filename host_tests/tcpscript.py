@@ -98,6 +98,7 @@ class Peer:
         self.port = peer_port
         self.lport = 0  # the stack's port on this connection
         self.buf = bytearray(1600)
+        self.wnd = stack_kw.get("rx_buf", WND)  # the stack's window while its ring is empty
 
     def clock(self):
         return self.now
@@ -209,9 +210,9 @@ class Peer:
             s.connect(("10.0.0.1", self.port))
         except OSError as e:
             assert e.args[0] == port.EINPROGRESS, e
-        self.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        self.expect([Seg(SYN, 0, wnd=self.wnd, mss=MSS)])
         self.send(Seg(SYN | ACK, 0, 1, mss=MSS))
-        self.expect([Seg(ACK, 1, 1, wnd=WND)])
+        self.expect([Seg(ACK, 1, 1, wnd=self.wnd)])
         assert s.state == "ESTABLISHED", s.state
         return s
 
@@ -227,7 +228,7 @@ class Peer:
         """Passive open into srv: SYN, SYN,ACK, ACK, accept(). Returns the connection."""
         self.iss = None
         self.send(Seg(SYN, 0, mss=MSS))
-        got = self.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
+        self.expect([Seg(SYN | ACK, 0, 1, wnd=self.wnd, mss=MSS)])
         self.send(Seg(ACK, 1, 1))
         conn, addr = srv.accept()
         assert addr == ("10.0.0.1", self.port), addr
