@@ -76,6 +76,9 @@ class Stack:
         self.stats = Stats()
         self.log = log  # a callable taking one line, or None
         self.tracer = None  # a callable(direction, buf, ip_offset, ip_len), or None
+        # Called by poll() after input, before output: an application reacting here to
+        # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
+        self.after_input = None
         # IP-only links carry packets at offset 0 (Ethernet framing comes with its link).
         self.ip_off = 0
         self.mss = mtu - 40
@@ -116,6 +119,8 @@ class Stack:
             self.process_ipv4(n, now)
         else:
             busy = True  # frames may still wait: come back at once
+        if self.after_input is not None:
+            self.after_input()
         best = None
         for tcb in self.tcbs:
             if tcb.in_use:

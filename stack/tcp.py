@@ -366,7 +366,9 @@ class TCB:
                 # Their FIN crossed ours (not acked yet): simultaneous close, CLOSING.
                 self._set_state(CLOSING)
             elif state == FIN_WAIT_2:
-                # Normal or three-way close: TIME-WAIT (ACK first, the TCB goes after).
+                # Normal or three-way close: TIME-WAIT. The ACK leaves from TIME-WAIT,
+                # then the connection moves to the TIME-WAIT table.
+                self._set_state(TIME_WAIT)
                 self._emit(ACK, self.snd_nxt, 0)
                 self._enter_time_wait(now)
 
