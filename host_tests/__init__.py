@@ -13,4 +13,5 @@ MODULES = [
     "test_tcp_open",
     "test_tcp_data",
     "test_tcp_close",
+    "test_blocking",
 ]
