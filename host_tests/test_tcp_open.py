@@ -184,3 +184,20 @@ class TestSynReceived:
         self.p.send(Seg(ACK, 1, 5))
         (rst,) = self.p.received()
         assert rst.flags == RST and rst.seq == 5
+
+
+class TestSimultaneousOpen:
+    def test_syn_sent_syn_simultaneous_open(self):
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        errno_of(s.connect, ("10.0.0.1", p.port))
+        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p.send(Seg(SYN, 0, mss=MSS))  # their SYN crosses ours
+        p.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
+        assert s.state == "SYN-RECEIVED"
+        p.send(Seg(SYN | ACK, 0, 1, mss=MSS))  # their SYN,ACK acknowledges our SYN
+        p.expect_nothing()
+        assert s.state == "ESTABLISHED"
+        s.send(b"hi")
+        p.expect([Seg(ACK | 0x08, 1, 1, wnd=WND, data=b"hi")])

@@ -259,10 +259,17 @@ class TCB:
         if self.keepalive_at is not None:
             self.keepalive_at = port.ticks_add(now, st.cfg.keepalive_ms)
 
-        # SYN-RECEIVED and the peer's SYN again (our SYN,ACK was lost): answer it again.
-        if state == SYN_RECEIVED and flags & SYN and not flags & ACK and sq == 0:
-            self.snd_nxt = 0
-            return
+        if state == SYN_RECEIVED and flags & SYN and sq == 0:
+            if not flags & ACK:
+                # The peer's SYN again (our SYN,ACK was lost): answer it again.
+                self.snd_nxt = 0
+                return
+            if self.parent is None and not dlen:
+                # Simultaneous open: their SYN,ACK acknowledges our SYN. Its SYN was
+                # already counted, so take it as the ACK it carries (as Linux does).
+                flags &= ~SYN
+                sq = 1
+                seg_len = 0
 
         # First: is the segment in the window? (RFC 9293 3.10.7.4 table)
         wnd = self.rcv_adv - self.rcv_nxt
