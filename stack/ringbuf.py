@@ -44,8 +44,12 @@ class RingBuffer:
         if start >= size:
             start -= size
         first = size - start
+        if first >= n and n == len(data):
+            self.mv[start:start + n] = data  # the common case: no view of data needed
+            return n
+        data = memoryview(data)  # slicing bytes would copy them; a view does not
         if first >= n:
-            self.mv[start:start + n] = data[:n] if n != len(data) else data
+            self.mv[start:start + n] = data[:n]
         else:
             self.mv[start:size] = data[:first]
             self.mv[0:n - first] = data[first:n]

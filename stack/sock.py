@@ -295,22 +295,23 @@ class Socket:
     def send(self, data):
         """Queue what fits in the send ring; return how many bytes were taken."""
         tcb = self._conn()
-        mv = memoryview(data)
-        if not len(mv):
+        if not len(data):
             return 0
-
-        def writable():
-            return tcb.ended or tcb.state == CLOSED or (
-                tcb.state != SYN_SENT and tcb.state != SYN_RECEIVED and tcb.tx.free())
-
-        self._wait_for(writable, port.EAGAIN)
+        if not self._send_ready(tcb):
+            self._wait(lambda: self._send_ready(tcb), port.EAGAIN)
         if tcb.ended:
             raise _err(tcb.ended)
         if self._wr_shut or tcb.fin_seq >= 0 or tcb.state == CLOSED:
             raise _err(port.EPIPE)
-        n = tcb.tx.write(mv)
+        n = tcb.tx.write(data)
         tcb.output(self._stack.clock())
         return n
+
+    @staticmethod
+    def _send_ready(tcb):
+        s = tcb.state
+        return tcb.ended or s == CLOSED or (s != SYN_SENT and s != SYN_RECEIVED
+                                             and tcb.tx.count < tcb.tx.size)
 
     def sendall(self, data):
         mv = memoryview(data)
@@ -328,16 +329,9 @@ class Socket:
     def recv_into(self, buf, nbytes=0):
         """Read into buf; 0 means the peer closed (EOF). Raises ECONNRESET after an RST."""
         tcb = self._conn()
-        mv = memoryview(buf)
-        if nbytes:
-            mv = mv[:nbytes]
-
-        def readable():
-            return tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended or (
-                tcb.state == CLOSED)
-
-        self._wait_for(readable, port.EAGAIN)
-        got = tcb.rx.read_into(mv)
+        if not self._recv_ready(tcb):
+            self._wait(lambda: self._recv_ready(tcb), port.EAGAIN)
+        got = tcb.rx.read_into(memoryview(buf)[:nbytes] if nbytes else buf)
         if got:
             if tcb.window_update_due():
                 tcb.ack_now = True
@@ -346,6 +340,10 @@ class Socket:
         if tcb.ended:
             raise _err(tcb.ended)
         return 0  # EOF: FIN received, SHUT_RD, or closed without error
+
+    @staticmethod
+    def _recv_ready(tcb):
+        return tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended or tcb.state == CLOSED
 
     read = recv
     readinto = recv_into
