@@ -30,14 +30,20 @@ class TestClosed:
         p.expect_nothing()
 
 
+def syn_sent(**kw):
+    """A Peer and the stack's socket in SYN-SENT, its SYN already seen."""
+    p = Peer(**kw)
+    s = p.net.socket()
+    s.setblocking(False)
+    assert errno_of(s.connect, ("10.0.0.1", p.port)) == port.EINPROGRESS
+    p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+    assert s.state == "SYN-SENT"
+    return p, s
+
+
 class TestSynSent:
     def test_syn_sent_rst_ack_connection_refused(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        assert errno_of(s.connect, ("10.0.0.1", p.port)) == port.EINPROGRESS
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
-        assert s.state == "SYN-SENT"
+        p, s = syn_sent()
         p.send(Seg(RST | ACK, 0, 1))
         assert s.state == "CLOSED"
         assert errno_of(s.connect, ("10.0.0.1", p.port)) == port.ECONNREFUSED
@@ -46,32 +52,20 @@ class TestSynSent:
         assert p.pool_full()
 
     def test_syn_sent_rst_bad_ack_ignored(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        errno_of(s.connect, ("10.0.0.1", p.port))
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         p.send(Seg(RST | ACK, 0, 7))
         p.expect_nothing()
         assert s.state == "SYN-SENT"
 
     def test_syn_sent_syn_ack_bad_ack_gets_rst(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        errno_of(s.connect, ("10.0.0.1", p.port))
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         p.send(Seg(SYN | ACK, 0, 9))
         (rst,) = p.received()
         assert rst.flags == RST and rst.seq == 9, rst  # <SEQ=SEG.ACK><CTL=RST>
         assert s.state == "SYN-SENT"
 
     def test_syn_sent_timeout(self):
-        p = Peer(syn_retries=2)
-        s = p.net.socket()
-        s.setblocking(False)
-        errno_of(s.connect, ("10.0.0.1", p.port))
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent(syn_retries=2)
         for wait in (1000, 2000):
             p.expect_nothing(wait - 1)
             p.advance(1)
@@ -85,11 +79,7 @@ class TestSynSent:
         assert p.net.stats.tcpAttemptFails == 1
 
     def test_syn_sent_syn_ack_established_uses_peer_mss(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        errno_of(s.connect, ("10.0.0.1", p.port))
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         p.send(Seg(SYN | ACK, 0, 1, mss=100))
         p.expect([Seg(ACK, 1, 1, wnd=WND)])
         s.send(b"x" * 250)
@@ -188,11 +178,7 @@ class TestSynReceived:
 
 class TestSimultaneousOpen:
     def test_syn_sent_syn_simultaneous_open(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        errno_of(s.connect, ("10.0.0.1", p.port))
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         p.send(Seg(SYN, 0, mss=MSS))  # their SYN crosses ours
         p.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
         assert s.state == "SYN-RECEIVED"

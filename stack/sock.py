@@ -367,22 +367,11 @@ class Socket:
     def close(self):
         """Graceful close: FIN after queued data. RST instead if received data is unread
         (RFC 1122 4.2.2.13, as Linux): the peer learns its data was not consumed."""
-        if self._closed:
-            return
-        self._closed = True
-        st = self._stack
-        now = st.clock()
-        if self._listening:
-            self._close_listener(now)
-            return
-        tcb = self._tcb
+        tcb = self._release()
         if tcb is None:
             return
-        self._tcb = None
-        tcb.orphan = True
-        if tcb.state == CLOSED:
-            st.free_tcb(tcb)
-            return
+        st = self._stack
+        now = st.clock()
         if (tcb.rx.count or tcb.asm.used) and tcb.synchronized():
             st.stats.tcpRstsUnreadData += 1
             tcb.abort(now)
@@ -393,22 +382,33 @@ class Socket:
 
     def abort(self):
         """Reset the connection now: RST to the peer, every buffer dropped."""
+        tcb = self._release()
+        if tcb is not None:
+            tcb.abort(self._stack.clock())
+
+    def _release(self):
+        """Let go of the socket's TCB (it becomes an orphan that finishes alone).
+
+        Returns the TCB if the connection still needs closing, else None: the socket was
+        closed already, was a listener (closed here), or its connection had ended (the TCB
+        goes straight back to the pool).
+        """
         if self._closed:
-            return
+            return None
         self._closed = True
         st = self._stack
         if self._listening:
             self._close_listener(st.clock())
-            return
+            return None
         tcb = self._tcb
         if tcb is None:
-            return
+            return None
         self._tcb = None
         tcb.orphan = True
         if tcb.state == CLOSED:
             st.free_tcb(tcb)
-        else:
-            tcb.abort(st.clock())
+            return None
+        return tcb
 
     def _close_listener(self, now):
         # Connections nobody accepted are reset (RFC 9293: "pending ... are aborted").
