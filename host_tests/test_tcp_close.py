@@ -428,3 +428,36 @@ class TestTimeWaitNewSyn:
         p.expect([Seg(ACK, 2, 2, wnd=WND - 1)])  # re-ACK of the old connection, no SYN,ACK
         assert p.state() == "TIME-WAIT"
         assert p.net.stats.tcpTimeWaitReopened == 0
+
+
+class TestReadiness:
+    def test_readiness_through_a_connection_life(self):
+        from stack import POLLERR, POLLHUP, POLLIN, POLLOUT
+
+        p, s = established()
+        assert s.poll_flags() == POLLOUT
+        p.send(Seg(ACK | PSH, 1, 1, data=b"x"))
+        assert s.poll_flags() == POLLIN | POLLOUT
+        s.recv(1)
+        p.send(Seg(FIN | ACK, 2, 1))  # peer closed: readable (EOF), still writable
+        assert s.poll_flags() == POLLIN | POLLOUT
+        p.send(Seg(RST, 3))
+        assert s.poll_flags() == POLLIN | POLLERR | POLLHUP
+        assert s.readable() and s.writable()
+
+    def test_readiness_listener_and_half_close(self):
+        from stack import POLLHUP, POLLIN
+
+        p = Peer()
+        srv = p.listen()
+        assert srv.poll_flags() == 0
+        p.send(Seg(0x02, 0, mss=1460))
+        p.received()
+        assert srv.poll_flags() == 0  # half-open connections are not ready
+        p.send(Seg(ACK, 1, 1))
+        assert srv.poll_flags() == POLLIN
+        conn, _ = srv.accept()
+        conn.shutdown(SHUT_WR)
+        p.received()
+        p.send(Seg(FIN | ACK, 1, 2))
+        assert conn.poll_flags() == POLLIN | POLLHUP  # both directions closed
