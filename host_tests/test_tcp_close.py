@@ -461,3 +461,36 @@ class TestReadiness:
         p.received()
         p.send(Seg(FIN | ACK, 1, 2))
         assert conn.poll_flags() == POLLIN | POLLHUP  # both directions closed
+
+
+class TestLingeringClose:
+    def test_lingering_close_keeps_response_despite_unread_request(self):
+        p, s = established()
+        p.send(Seg(ACK | PSH, 1, 1, data=b"POST / with a body nobody reads"))
+        s.send(b"HTTP/1.0 200 OK\r\n\r\nhi")
+        s.lingering_close(2000)
+        got = p.received()
+        # The response and then a FIN: no RST although the request was never read.
+        assert [g.flags & (FIN | RST) for g in got] == [0, FIN] or [
+            g.flags & (FIN | RST) for g in got] == [FIN], got
+        assert b"".join(g.data for g in got) == b"HTTP/1.0 200 OK\r\n\r\nhi"
+        p.send(Seg(ACK | PSH, 32, 23, data=b"more body"))  # still discarded, still ACKed
+        p.advance(200)
+        (ack,) = p.received()
+        assert ack.flags == ACK and ack.ack == 41, ack
+        p.send(Seg(FIN | ACK, 41, 23))
+        p.expect([Seg(ACK, 23, 42, wnd=None)])
+        assert p.state() == "TIME-WAIT"
+        assert p.net.stats.tcpOutRsts == 0
+
+    def test_lingering_close_gives_up_with_rst(self):
+        p, s = established()
+        s.lingering_close(3000)
+        p.expect([Seg(FIN | ACK, 1, 1, wnd=WND)])
+        p.send(Seg(ACK, 1, 2))
+        p.expect_nothing(2999)
+        p.advance(1)
+        p.expect([Seg(RST | ACK, 2, 1, wnd=0)])
+        assert p.pool_full()
+        assert p.net.stats.tcpLingerTimeouts == 0  # it waited in FIN-WAIT-2
+        assert p.net.stats.tcpFinWait2Timeouts == 1

@@ -380,6 +380,30 @@ class Socket:
         if tcb.state == FIN_WAIT_2 and tcb.fin2_at is None:
             tcb.fin2_at = port.ticks_add(now, st.cfg.fin_timeout_ms)
 
+    def lingering_close(self, timeout_ms=2000):
+        """Close a server's connection without losing the response it just wrote.
+
+        Plain close() resets the connection if the peer sent data nobody read (RFC 1122
+        4.2.2.13), and a reset can destroy the response before the client read it (lwIP on
+        the W5500-EVB-Pico, MicroPython issue 17072). This sends our FIN after the queued
+        data, then discards whatever still arrives until the peer's FIN, for at most
+        timeout_ms; only then is the connection reset. Returns at once: the stack finishes.
+        """
+        tcb = self._conn()
+        now = self._stack.clock()
+        if not tcb.synchronized() or tcb.state == CLOSED:
+            self.close()
+            return
+        tcb.rd_shut = True  # discard unread and further data, keep the window open
+        tcb.rx.consume(tcb.rx.count)
+        tcb.asm.clear()
+        tcb = self._release()
+        if tcb is None:
+            return
+        tcb.close_send(now)
+        if tcb.in_use and tcb.state != CLOSED and not tcb.rx_fin:
+            tcb.fin2_at = port.ticks_add(now, timeout_ms)  # the orphan's deadline
+
     def abort(self):
         """Reset the connection now: RST to the peer, every buffer dropped."""
         tcb = self._release()

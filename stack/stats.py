@@ -30,6 +30,7 @@ NAMES = (
     "tcpTimeWaitReopened",  # new SYN accepted from TIME-WAIT (RFC 1122 4.2.2.13)
     "tcpTimeouts",  # connections dropped after retries ran out
     "tcpFinWait2Timeouts",
+    "tcpLingerTimeouts",  # lingering_close() gave up waiting for the peer's FIN
     "tcpKeepaliveDrops",
     "tcpFastRetransmits",
     "tcpPersistProbes",

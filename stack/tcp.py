@@ -337,7 +337,7 @@ class TCB:
                 if fin_acked:
                     # Our FIN is acknowledged: FIN-WAIT-2. An orphan gets a deadline.
                     self._set_state(FIN_WAIT_2)
-                    if self.orphan:
+                    if self.orphan and self.fin2_at is None:
                         self.fin2_at = port.ticks_add(now, st.cfg.fin_timeout_ms)
             elif state == CLOSING:
                 if fin_acked:
@@ -353,7 +353,7 @@ class TCB:
         # Seventh: segment text (ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 only).
         state = self.state
         if dlen and (state == ESTABLISHED or state == FIN_WAIT_1 or state == FIN_WAIT_2):
-            if self.orphan:
+            if self.orphan and not self.rd_shut:
                 # Nobody will read this: RFC 1122 4.2.2.13, as Linux (TCPAbortOnData).
                 st.stats.tcpRstsDataAfterClose += 1
                 self.abort(now)
@@ -366,6 +366,7 @@ class TCB:
             self.rcv_nxt += 1
             self.rx_fin = True
             self.ack_now = True
+            self.fin2_at = None  # what an orphan's deadline waited for has come
             if state == ESTABLISHED:
                 # Passive close: CLOSE-WAIT; recv() gives EOF once the ring is read.
                 self._set_state(CLOSE_WAIT)
@@ -752,8 +753,12 @@ class TCB:
             self.ack_at = None
             self.ack_now = True
         if self.fin2_at is not None and diff(now, self.fin2_at) >= 0:
-            # An orphan waited fin_timeout_ms for the peer's FIN: give up (RST, as Linux).
-            self.stack.stats.tcpFinWait2Timeouts += 1
+            # An orphan waited fin_timeout_ms (or a lingering close its timeout) for the
+            # peer's FIN: give up with an RST.
+            if self.state == FIN_WAIT_2:
+                self.stack.stats.tcpFinWait2Timeouts += 1
+            else:
+                self.stack.stats.tcpLingerTimeouts += 1
             self.abort(now)
             return
         if self.keepalive_at is not None and diff(now, self.keepalive_at) >= 0:
