@@ -14,4 +14,5 @@ MODULES = [
     "test_tcp_data",
     "test_tcp_close",
     "test_blocking",
+    "test_ether",
 ]

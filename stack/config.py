@@ -11,6 +11,13 @@ TW_SLOTS = const(8)
 ASSEMBLER_RANGES = const(4)  # out-of-order ranges held per connection, as smoltcp
 MAX_BACKLOG = const(16)
 
+# ARP: cache slots, frames held while resolving (one per entry at most), timers.
+ARP_ENTRIES = const(8)
+ARP_QUEUE = const(2)
+ARP_TIMEOUT_MS = const(300_000)  # a resolved entry is trusted this long (lwIP: 5 min)
+ARP_RETRY_MS = const(1000)
+ARP_RETRIES = const(3)
+
 # Timing: RFC 6298 / RFC 1122, and Linux where the RFCs leave a choice.
 MSL_MS = const(30_000)  # TIME-WAIT lasts 2 x MSL = 60 s, as on Linux
 RTO_INITIAL_MS = const(1000)

@@ -6,7 +6,7 @@
 
 from micropython import const
 
-from . import config, ipv4, port, seq, tcpseg
+from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg
 from .stats import Stats
 from .tcp import CLOSED, STATE_NAMES, TCB
 from .tcpseg import ACK, FIN, RST, SYN
@@ -79,13 +79,28 @@ class Stack:
         # Called by poll() after input, before output: an application reacting here to
         # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
         self.after_input = None
-        # IP-only links carry packets at offset 0 (Ethernet framing comes with its link).
-        self.ip_off = 0
+        # IP-only links (TUN) carry packets at offset 0; Ethernet links after a header.
+        self.mac = link.mac
+        self.ip_off = ether.HEADER_LEN if self.mac else 0
         self.mss = mtu - 40
+        mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
+        self.mask_hi, self.mask_lo = mask >> 16, mask & 0xFFFF
+        if self.gateway:
+            self.gw_hi, self.gw_lo = ipv4.halves_of(self.gateway)
         self.rxbuf = bytearray(self.ip_off + mtu)
         self.rxmv = memoryview(self.rxbuf)
         self.txbuf = bytearray(self.ip_off + mtu)
         self.txmv = memoryview(self.txbuf)
+        self.arp = None
+        if self.mac:
+            if len(self.mac) != 6:
+                raise ValueError("link mac must be 6 bytes, got %r" % (self.mac,))
+            self.arp = arp.ARPCache(config.ARP_ENTRIES, config.ARP_QUEUE, self.ip_off + mtu,
+                                    config.ARP_TIMEOUT_MS, config.ARP_RETRY_MS,
+                                    config.ARP_RETRIES, self.stats)
+            self.arpbuf = bytearray(ether.HEADER_LEN + arp.PACKET_LEN)
+            # Every IPv4 frame we send has our MAC and type IPv4: written once, here.
+            ether.write_header(self.txbuf, ether.BROADCAST, self.mac, ether.TYPE_IPV4)
         self.tcbs = [TCB(self, i, rx_buf, tx_buf, config.ASSEMBLER_RANGES)
                      for i in range(tcbs)]
         self.tw = TimeWaitTable(tw_slots)
@@ -97,6 +112,9 @@ class Stack:
         self.secret = port.urandom(16)  # RFC 6528 F() key
         self.next_port = config.EPHEMERAL_LOW + (self.secret[0] << 8 | self.secret[1]) % (
             config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW)
+        if self.mac:
+            # Gratuitous ARP: announce our address (and find a duplicate, if one answers).
+            self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
 
     # ---- public API --------------------------------------------------------------------
 
@@ -116,7 +134,10 @@ class Stack:
             n = link.recv_into(rxbuf)
             if not n:
                 break
-            self.process_ipv4(n, now)
+            if self.mac:
+                self.process_ethernet(n, now)
+            else:
+                self.process_ipv4(n, now)
         else:
             busy = True  # frames may still wait: come back at once
         if self.after_input is not None:
@@ -133,6 +154,15 @@ class Stack:
         left = self.tw.expire(now)
         if left is not None and (best is None or left < best):
             best = left
+        if self.arp is not None:
+            while True:
+                i = self.arp.next_request(now)
+                if i < 0:
+                    break
+                self.send_arp_request(self.arp.ip_hi[i], self.arp.ip_lo[i])
+            left = self.arp.next_due_ms(now)
+            if left is not None and (best is None or left < best):
+                best = left if left > 0 else 0
         return 0 if busy else best
 
     def wait(self, ms):
@@ -227,6 +257,64 @@ class Stack:
 
     # ---- input -------------------------------------------------------------------------
 
+    def process_ethernet(self, n, now):
+        buf = self.rxbuf
+        if n < ether.HEADER_LEN or not ether.for_us(buf, self.mac):
+            self.stats.ethInDrops += 1
+            return
+        etype = ether.ethertype(buf)
+        if etype == ether.TYPE_IPV4:
+            self.process_ipv4(n, now)
+        elif etype == ether.TYPE_ARP:
+            self.process_arp(n, now)
+        else:
+            self.stats.ethInDrops += 1
+
+    def process_arp(self, n, now):
+        """RFC 826: answer requests for our address, learn from what we hear."""
+        buf = self.rxbuf
+        a = ether.HEADER_LEN
+        if (n < a + arp.PACKET_LEN or buf[a] != 0 or buf[a + 1] != 1 or buf[a + 2] != 0x08
+                or buf[a + 3] != 0 or buf[a + 4] != 6 or buf[a + 5] != 4):
+            self.stats.ethInDrops += 1
+            return
+        op = buf[a + 7]
+        shi = (buf[a + 14] << 8) | buf[a + 15]
+        slo = (buf[a + 16] << 8) | buf[a + 17]
+        to_us = ((buf[a + 24] << 8) | buf[a + 25]) == self.ip_hi and (
+            (buf[a + 26] << 8) | buf[a + 27]) == self.ip_lo
+        if op == arp.OP_REQUEST:
+            self.stats.arpInRequests += 1
+        elif op == arp.OP_REPLY:
+            self.stats.arpInReplies += 1
+        else:
+            return
+        if shi == self.ip_hi and slo == self.ip_lo:
+            return  # someone else claims our address (or our own echo): learn nothing
+        sha = self.rxmv[a + 8:a + 14]
+        i = self.arp.learn(shi, slo, sha, now, to_us)
+        if i >= 0:
+            q = self.arp.take_queued(i)
+            if q >= 0:
+                frame = self.arp.qbuf[q]
+                frame[0:6] = sha
+                self.link.send(memoryview(frame)[:self.arp.qlen[q]])
+                self.arp.release(q)
+        if op == arp.OP_REQUEST and to_us:
+            self.stats.arpOutReplies += 1
+            self.send_arp(arp.OP_REPLY, sha, sha, self.rxmv[a + 14:a + 18])
+
+    def send_arp_request(self, hi, lo):
+        self.stats.arpOutRequests += 1
+        tpa = bytes((hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF))
+        self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, tpa)
+
+    def send_arp(self, op, eth_dst, tha, tpa):
+        buf = self.arpbuf
+        ether.write_header(buf, eth_dst, self.mac, ether.TYPE_ARP)
+        arp.write_packet(buf, ether.HEADER_LEN, op, self.mac, self.ip, tha, tpa)
+        self.link.send(buf)
+
     def process_ipv4(self, n, now):
         buf = self.rxbuf
         ip = self.ip_off
@@ -242,8 +330,59 @@ class Stack:
         proto = buf[ip + 9]
         if proto == ipv4.PROTO_TCP:
             self.process_tcp(ip, hlen, ipv4.total_len(buf, ip), now)
+        elif proto == ipv4.PROTO_ICMP:
+            self.process_icmp(ip, hlen, ipv4.total_len(buf, ip), now)
         else:
             stats.ipInUnknownProtos += 1
+
+    def process_icmp(self, ip, hlen, total, now):
+        """Echo requests get replies (ping works); unreachables reach their TCB."""
+        buf = self.rxbuf
+        stats = self.stats
+        stats.icmpInMsgs += 1
+        c = ip + hlen
+        n = total - hlen
+        if n < 8 or port.fold_checksum(port.checksum(buf, c, c + n, 0)) != 0xFFFF:
+            stats.icmpInErrors += 1
+            return
+        kind = buf[c]
+        if kind == icmp.ECHO_REQUEST:
+            stats.icmpInEchos += 1
+            # The reply is the request with type 0, sent back: copy it into txbuf.
+            t = self.ip_off + ipv4.HEADER_LEN
+            self.txmv[t:t + n] = self.rxmv[c:c + n]
+            out = self.txbuf
+            out[t] = icmp.ECHO_REPLY
+            out[t + 2] = out[t + 3] = 0
+            k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
+            out[t + 2] = k >> 8
+            out[t + 3] = k & 0xFF
+            rhi = (buf[ip + 12] << 8) | buf[ip + 13]
+            rlo = (buf[ip + 14] << 8) | buf[ip + 15]
+            self.ident = (self.ident + 1) & 0xFFFF
+            ipv4.write_header(out, self.ip_off, self.ip, rhi, rlo, ipv4.PROTO_ICMP, n,
+                              self.ident)
+            stats.icmpOutEchoReps += 1
+            self.dispatch_ipv4(rhi, rlo, ipv4.HEADER_LEN + n, now)
+        elif kind == icmp.DEST_UNREACH:
+            stats.icmpInDestUnreachs += 1
+            # The offending datagram's IP header and first 8 bytes follow (RFC 792).
+            e = c + 8
+            if n < 8 + 28 or buf[e + 9] != ipv4.PROTO_TCP:
+                return
+            ehlen = (buf[e] & 0x0F) * 4
+            t = e + ehlen
+            if n < 8 + ehlen + 8:
+                return
+            lport = (buf[t] << 8) | buf[t + 1]
+            rport = (buf[t + 2] << 8) | buf[t + 3]
+            rhi = (buf[e + 16] << 8) | buf[e + 17]
+            rlo = (buf[e + 18] << 8) | buf[e + 19]
+            for tcb in self.tcbs:
+                if (tcb.in_use and tcb.lport == lport and tcb.rport == rport
+                        and tcb.rip_hi == rhi and tcb.rip_lo == rlo):
+                    tcb.icmp_unreachable(buf[c + 1])
+                    return
 
     def process_tcp(self, ip, hlen, total, now):
         seg = self.seg
@@ -373,11 +512,41 @@ class Stack:
         ipv4.write_header(buf, ip, self.ip, rip_hi, rip_lo, ipv4.PROTO_TCP, tlen, self.ident)
         tcpseg.finish(buf, ip, ip + ipv4.HEADER_LEN, tlen)
         self.stats.tcpOutSegs += 1
-        self.stats.ipOutRequests += 1
         total = ipv4.HEADER_LEN + tlen
         if self.tracer:
             self.tracer("out", buf, ip, total)
-        self.link.send(self.txmv[:ip + total])
+        self.dispatch_ipv4(rip_hi, rip_lo, total, self.clock())
+
+    def dispatch_ipv4(self, dst_hi, dst_lo, total, now):
+        """Send the IPv4 packet at txbuf[ip_off:ip_off + total]: straight out on an IP-only
+        link; on Ethernet to the next hop's MAC, holding the frame while ARP resolves it."""
+        self.stats.ipOutRequests += 1
+        if not self.mac:
+            self.link.send(self.txmv[:total])
+            return
+        nh_hi, nh_lo = dst_hi, dst_lo
+        if ((dst_hi ^ self.ip_hi) & self.mask_hi) or ((dst_lo ^ self.ip_lo) & self.mask_lo):
+            if not self.gateway:
+                self.stats.ipOutNoRoutes += 1
+                return
+            nh_hi, nh_lo = self.gw_hi, self.gw_lo
+        buf = self.txbuf
+        n = ether.HEADER_LEN + total
+        mac = self.arp.resolved_mac(nh_hi, nh_lo)
+        if mac is not None:
+            buf[0] = mac[0]
+            buf[1] = mac[1]
+            buf[2] = mac[2]
+            buf[3] = mac[3]
+            buf[4] = mac[4]
+            buf[5] = mac[5]
+            self.link.send(self.txmv[:n])
+            return
+        i, ask = self.arp.start(nh_hi, nh_lo, now)
+        if i < 0 or not self.arp.enqueue(i, buf, n):
+            self.stats.arpQueueDrops += 1
+        if ask:
+            self.send_arp_request(nh_hi, nh_lo)
 
 
 def _hash(secret, *words):

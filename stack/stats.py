@@ -20,6 +20,21 @@ NAMES = (
     "ipInUnknownProtos",
     "ipReasmReqds",  # fragments: counted and dropped, we do not reassemble
     "ipOutRequests",
+    "ipOutNoRoutes",  # off-link destination and no gateway
+    # ICMP (RFC 4293 names)
+    "icmpInMsgs",
+    "icmpInErrors",
+    "icmpInEchos",
+    "icmpInDestUnreachs",
+    "icmpOutEchoReps",
+    # Ethernet and ARP (ours)
+    "ethInDrops",  # not for us, too short, or an unknown type
+    "arpInRequests",
+    "arpInReplies",
+    "arpOutRequests",
+    "arpOutReplies",
+    "arpQueueDrops",  # a frame waited for ARP and no buffer (or entry) was free
+    "arpUnresolved",  # frames dropped because their next hop never answered
     # ours
     "tcpInChecksumErrs",
     "tcpRstsUnreadData",  # RST sent on close with unread data (RFC 1122 4.2.2.13)

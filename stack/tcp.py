@@ -436,6 +436,23 @@ class TCB:
         else:
             self._drop(port.ECONNRESET)
 
+    def icmp_unreachable(self, code):
+        """ICMP destination unreachable about this connection (RFC 1122 4.2.3.9).
+
+        Protocol and port unreachable are hard errors while connecting: connect() fails
+        with ECONNREFUSED. Otherwise the error is only remembered (SO_ERROR), as Linux
+        does: the connection may still recover.
+        """
+        st = self.stack
+        if code == 2 or code == 3:
+            if self.state == SYN_SENT:
+                st.stats.tcpAttemptFails += 1
+                self._drop(port.ECONNREFUSED)
+                return
+            self.so_error = port.ECONNREFUSED
+        else:
+            self.so_error = port.EHOSTUNREACH
+
     def _challenge_ack(self, now):
         if self.stack.challenge_ack_allowed(now):
             self.ack_now = True

@@ -7,11 +7,13 @@
 
 
 class PipeEnd:
-    def __init__(self, mtu, depth):
+    def __init__(self, mtu, depth, mac=None):
         self.mtu = mtu
-        self.mac = None  # IP-only, like TUN
+        self.mac = mac  # None: IP-only, like TUN; 6 bytes: Ethernet frames, like TAP
         self.peer = None
-        self._slots = [bytearray(mtu) for _ in range(depth)]
+        size = mtu + 14 if mac else mtu  # an Ethernet frame carries mtu bytes of IP
+        self._size = size
+        self._slots = [bytearray(size) for _ in range(depth)]
         self._lens = [0] * depth
         self._head = 0
         self._count = 0
@@ -25,7 +27,7 @@ class PipeEnd:
     def _push(self, frame):
         depth = len(self._slots)
         n = len(frame)
-        if self._count == depth or n > self.mtu:
+        if self._count == depth or n > self._size:
             self.drops += 1
             return
         i = self._head + self._count
@@ -49,10 +51,13 @@ class PipeEnd:
         return n
 
 
-def pipe(mtu=1500, depth=64):
-    """Two joined ends: what one sends, the other receives."""
-    a = PipeEnd(mtu, depth)
-    b = PipeEnd(mtu, depth)
+def pipe(mtu=1500, depth=64, macs=None):
+    """Two joined ends: what one sends, the other receives.
+
+    With macs=(mac_a, mac_b) the ends carry Ethernet frames (the stacks then run ARP).
+    """
+    a = PipeEnd(mtu, depth, macs[0] if macs else None)
+    b = PipeEnd(mtu, depth, macs[1] if macs else None)
     a.peer = b
     b.peer = a
     return a, b
