@@ -8,8 +8,9 @@ from stack.link.pipe import pipe
 
 
 class Pair:
-    def __init__(self, seed=1, faults=None, jump=True, **stack_kw):
-        a, b = pipe(mtu=1500, depth=128)
+    def __init__(self, seed=1, faults=None, jump=True, ethernet=False, **stack_kw):
+        macs = (b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02") if ethernet else None
+        a, b = pipe(mtu=1500, depth=128, macs=macs)
         if faults:
             a = Lossy(a, seed=seed, **faults)
             b = Lossy(b, seed=seed + 1000, **faults)

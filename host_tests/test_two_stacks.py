@@ -54,10 +54,11 @@ def _settle(pair, msl_ms):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("seed", [1, 2])
-def test_transfer_and_close_under_faults(mode, seed):
+@pytest.mark.parametrize("seed,ethernet", [(1, False), (2, False), (3, True)])
+def test_transfer_and_close_under_faults(mode, seed, ethernet):
     msl = 500
-    pair = Pair(seed=seed, faults=FAULTS, msl_ms=msl, rx_buf=8192, tx_buf=8192)
+    pair = Pair(seed=seed, faults=FAULTS, msl_ms=msl, rx_buf=8192, tx_buf=8192,
+                ethernet=ethernet)
     c, s, srv = pair.connect()
     if mode == "half-close":
         # The client finishes sending and shuts down while the server is still sending.
