@@ -26,9 +26,10 @@
 #
 # Interpreter differences, detected by feature, not by name:
 # - receive: CPython sockets have recv_into() (raises BlockingIOError, errno EAGAIN, when
-#   empty); MicroPython unix sockets lack recv_into but have readinto(), which returns None
-#   when a non-blocking socket has nothing. Both fill the caller's buffer: no per-frame
-#   allocation beyond the returned int.
+#   empty): it fills the caller's buffer, no per-frame allocation. MicroPython unix sockets
+#   lack recv_into, and their readinto() is a stream read that keeps reading datagrams
+#   until the buffer is full (two waiting frames come back glued, the second one lost), so
+#   there recv() is used: one bytes object per frame, copied into the caller's buffer.
 # - send: socket.send() on both; it takes a memoryview without copying.
 # - ifindex: CPython's socket.if_nametoindex() asks the kernel in the current thread's
 #   namespace (needed after setns(): /sys still shows the namespace it was mounted in);
@@ -160,7 +161,18 @@ class Packet:
         try:
             self._readinto = s.recv_into  # CPython
         except AttributeError:
-            self._readinto = s.readinto  # MicroPython unix: no recv_into; None when empty
+            # MicroPython unix: no recv_into, and its stream readinto() keeps reading until
+            # the buffer is full, gluing several frames into one (the later ones are then
+            # lost). recv() returns exactly one frame, at the cost of one bytes object per
+            # frame; this host-only path accepts that (boards use the W5500 driver).
+            self._recv = s.recv
+            self._readinto = self._recv_copy
+
+    def _recv_copy(self, buf):
+        data = self._recv(len(buf))  # OSError(EAGAIN) when nothing waits
+        n = len(data)
+        buf[:n] = data
+        return n
 
     def fileno(self):
         return self._sock.fileno()
