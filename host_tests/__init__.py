@@ -15,4 +15,5 @@ MODULES = [
     "test_tcp_close",
     "test_blocking",
     "test_ether",
+    "test_aio",
 ]

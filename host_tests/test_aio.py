@@ -1,0 +1,485 @@
+# asyncio streams (stack/aio.py) between two stacks joined in memory. MIT licence.
+#
+# A core test module: CPython, MicroPython unix and WebAssembly (run_tests.py) run the same
+# scenarios. The stacks keep the default, real clock, so the drivers' sleeps and the TCP
+# timers agree; the in-memory links wake the receiving stack's driver on every frame (as a
+# link with an interrupt would), so nothing waits for a timed look. One test runs without
+# that wake-up (timed looks only) and one, where a socket module exists, through links with
+# a file descriptor. Every scenario runs under asyncio.wait_for(..., _TIMEOUT_S).
+#
+# The WebAssembly port's asyncio has no run(): its loop is driven by JavaScript timers, which
+# cannot fire while this synchronous script runs. There _run() steps that same scheduler
+# itself (asyncio.core._run_iter) and sleeps until the next task is due.
+
+import asyncio
+
+from testing import expect_raises
+
+try:
+    import socket as _socket
+except ImportError:  # the WebAssembly port: no fd links there
+    _socket = None
+
+from stack import Stack, aio, port
+from stack.link.pipe import pipe
+
+_TIMEOUT_S = 30
+_BULK = 200 * 1024
+
+
+class _Waking:
+    """A pipe end whose every frame sent wakes the receiving stack's driver."""
+
+    def __init__(self, end):
+        self.end = end
+        self.mtu = end.mtu
+        self.mac = end.mac
+        self.peer_net = None
+
+    def send(self, frame):
+        self.end.send(frame)
+        aio.wake(self.peer_net)
+
+    def recv_into(self, buf):
+        return self.end.recv_into(buf)
+
+
+def _doorbell():
+    """(rx, tx): a UDP socket on 127.0.0.1 and one connected to it."""
+    socket = _socket
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for _ in range(50):  # MicroPython has no getsockname(): try random ports
+        p = 20000 + (port.urandom(2)[0] << 8 | port.urandom(2)[1]) % 40000
+        addr = socket.getaddrinfo("127.0.0.1", p)[0][-1]
+        try:
+            rx.bind(addr)
+            break
+        except OSError:
+            continue
+    else:  # pragma: no cover
+        raise OSError("no free UDP port for the doorbell")
+    rx.setblocking(False)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.connect(addr)
+    return rx, tx
+
+
+class _FdLink:
+    """A pipe end with a file descriptor: readable while frames wait, like a TAP device.
+
+    Each frame sent rings the peer's doorbell (one datagram); the receiver empties its
+    doorbell once its pipe is empty. Nothing calls aio.wake(): only the fd wakes a driver.
+    """
+
+    def __init__(self, end, bell):
+        self.end = end
+        self.mtu = end.mtu
+        self.mac = end.mac
+        self.rx, self.tx = bell
+        self.peer = None
+        self._scratch = bytearray(16)
+
+    def fileno(self):
+        return self.rx.fileno()
+
+    def send(self, frame):
+        self.end.send(frame)
+        self.peer.tx.send(b"!")
+
+    def recv_into(self, buf):
+        n = self.end.recv_into(buf)
+        if not self.end.pending():
+            while True:
+                try:
+                    if not self.rx.recv(16):
+                        break
+                except OSError:
+                    break
+        return n
+
+    def close(self):
+        self.rx.close()
+        self.tx.close()
+
+
+def _nets(links="wake"):
+    """Client stack 10.0.0.1 and server stack 10.0.0.2, joined in memory."""
+    a, b = pipe(mtu=1500, depth=128)
+    if links == "wake":
+        a, b = _Waking(a), _Waking(b)
+    elif links == "fd":
+        a, b = _FdLink(a, _doorbell()), _FdLink(b, _doorbell())
+        a.peer, b.peer = b, a
+    client = Stack(a, ip="10.0.0.1")
+    server = Stack(b, ip="10.0.0.2")
+    if links == "wake":
+        a.peer_net, b.peer_net = server, client
+    return client, server
+
+
+def _run(main, *nets):
+    """Run main() on a fresh loop, bounded in time; stop the drivers of nets after it."""
+
+    async def bounded():
+        try:
+            return await asyncio.wait_for(main(), _TIMEOUT_S)
+        finally:
+            for net in nets:
+                task = aio.stop_driver(net)
+                if task is not None:
+                    await task  # let it end inside this loop
+
+    # MicroPython's run() keeps the tasks an earlier run left behind; start from nothing.
+    # (On CPython this makes and closes an unused loop: harmless.)
+    asyncio.new_event_loop().close()
+    if hasattr(asyncio, "run"):
+        return asyncio.run(bounded())
+    return _step_scheduler(bounded())  # pragma: no cover - the WebAssembly port
+
+
+def _step_scheduler(coro):  # pragma: no cover - the WebAssembly port
+    core = asyncio.core
+    box = []
+
+    async def capture():
+        try:
+            box.append((True, await coro))
+        except BaseException as e:  # noqa: B036 - handed to the caller below
+            box.append((False, e))
+
+    asyncio.create_task(capture())
+    while not box:
+        core._run_iter()  # runs every task that is due, then returns
+        if box:
+            break
+        head = core._task_queue.peek()
+        if head is None:
+            raise AssertionError("asyncio: every task waits and nothing can wake one")
+        dt = port.ticks_diff(head.ph_key, port.ticks_ms())
+        if dt > 0:
+            port.sleep_ms(dt)
+    asyncio.new_event_loop()  # drop what is left; a pending JS timer then finds nothing
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+async def _until(cond, what):
+    while not cond():
+        await asyncio.sleep(0.005)
+
+
+def _pools_free(*nets):
+    return all(net.free_tcb_count() == len(net.tcbs) for net in nets)
+
+
+def _first_difference(a, b):
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n if len(a) != len(b) else -1
+
+
+async def _echo(reader, writer):
+    while True:
+        data = await reader.read(1024)
+        if not data:
+            break
+        writer.write(data)  # fits: after drain() the writer has all of write_buf free
+        await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def _echo_rounds(net, port_no, messages):
+    r, w = await aio.open_connection(net, "10.0.0.2", port_no)
+    w.get_extra_info("socket").setsockopt(6, 1, 1)  # TCP_NODELAY: no wait for delayed ACKs
+    for msg in messages:
+        w.write(msg)
+        await w.drain()
+        assert await r.readexactly(len(msg)) == msg
+    w.close()
+    await w.wait_closed()
+
+
+def test_echo_messages_and_200k():
+    client, server = _nets()
+
+    async def main():
+        srv = await aio.start_server(server, _echo, "0.0.0.0", 7)
+        async with srv:
+            r, w = await aio.open_connection(client, "10.0.0.2", 7)
+            assert w.get_extra_info("peername") == ("10.0.0.2", 7)
+            assert w.get_extra_info("sockname")[0] == "10.0.0.1"
+            assert w.get_extra_info("socket").state == "ESTABLISHED"
+            for msg in (b"hello", b"x" * 1000, b"three\n", bytes(range(256)) * 20):
+                w.write(msg)
+                await w.drain()
+                assert await r.readexactly(len(msg)) == msg
+            data = port.urandom(_BULK)
+            got = bytearray(_BULK)
+
+            async def send():
+                await w.awrite(data)  # 50 times the send ring: waits for room as it goes
+                w.write_eof()
+
+            async def receive():
+                mv = memoryview(got)
+                n = 0
+                while n < _BULK:
+                    k = await r.readinto(mv[n:])
+                    assert k, "EOF after %d of %d bytes" % (n, _BULK)
+                    n += k
+                assert await r.read(100) == b""  # the echo server closed after our EOF
+                assert r.at_eof()
+
+            await asyncio.gather(send(), receive())
+            assert _first_difference(got, data) == -1
+            w.close()
+            await w.wait_closed()
+        assert not srv.is_serving()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+    assert client.stats.tcpOutRsts == 0 and server.stats.tcpOutRsts == 0
+
+
+def test_readline_readexactly():
+    client, server = _nets()
+
+    async def talk(reader, writer):
+        what = await reader.readline()
+        if what == b"lines\n":
+            writer.write(b"first line\nsecond\npartial")
+        elif what == b"short\n":
+            writer.write(b"abc")
+        else:
+            writer.write(b"y" * 40 + b"\n")
+        writer.close()
+
+    async def ask(what, limit=aio.LIMIT):
+        r, w = await aio.open_connection(client, "10.0.0.2", 80, limit=limit)
+        w.write(what)
+        return r, w
+
+    async def main():
+        async with await aio.start_server(server, talk, "0.0.0.0", 80):
+            r, w = await ask(b"lines\n")
+            assert await r.readline() == b"first line\n"
+            assert await r.readexactly(3) == b"sec"
+            assert await r.readline() == b"ond\n"
+            assert not r.at_eof()
+            assert await r.readline() == b"partial"  # EOF ends the last line
+            assert await r.readline() == b""
+            assert r.at_eof()
+            w.close()
+
+            r, w = await ask(b"short\n")
+            with expect_raises(EOFError) as e:
+                await r.readexactly(5)
+            if hasattr(e.exception, "partial"):  # asyncio.IncompleteReadError
+                assert e.exception.partial == b"abc"
+            w.close()
+
+            r, w = await ask(b"long\n", limit=16)
+            with expect_raises(ValueError):
+                await r.readline()  # 41 bytes, no line fits in 16
+            w.close()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+
+
+def test_write_eof_half_close():
+    client, server = _nets()
+    seen = []
+
+    async def count(reader, writer):
+        data = await reader.read()  # -1: everything until the client's FIN
+        seen.append(data)
+        writer.write(b"got %d bytes" % len(data))  # the half-closed client still reads
+        writer.close()
+
+    async def main():
+        async with await aio.start_server(server, count, "0.0.0.0", 80):
+            r, w = await aio.open_connection(client, "10.0.0.2", 80)
+            w.write(b"a" * 5000)  # more than the send ring: part waits in the writer
+            w.write_eof()  # deferred until those bytes are in the ring
+            with expect_raises(OSError):
+                w.write(b"late")  # after write_eof()
+            assert await r.read() == b"got 5000 bytes"
+            assert r.at_eof()
+            w.close()
+            await w.wait_closed()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+    assert seen == [b"a" * 5000]
+
+
+def test_peer_reset_is_econnreset():
+    client, server = _nets()
+
+    async def reset(reader, writer):
+        await reader.readexactly(5)
+        writer.get_extra_info("socket").abort()
+
+    async def main():
+        async with await aio.start_server(server, reset, "0.0.0.0", 80):
+            r, w = await aio.open_connection(client, "10.0.0.2", 80)
+            w.write(b"hello")
+            with expect_raises(OSError) as e:
+                await r.read(10)
+            assert e.exception.args[0] == port.ECONNRESET
+            with expect_raises(OSError) as e:
+                w.write(b"more")
+            assert e.exception.args[0] == port.ECONNRESET
+            w.close()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+
+
+def test_connection_refused():
+    client, server = _nets()
+
+    async def main():
+        aio.ensure_driver(server)  # no server socket: someone must still run its stack
+        with expect_raises(OSError) as e:
+            await aio.open_connection(client, "10.0.0.2", 9)  # nothing listens on 9
+        assert e.exception.args[0] == port.ECONNREFUSED
+        assert _pools_free(client, server)
+
+    _run(main, client, server)
+
+
+def _request(n):
+    return b"POST / HTTP/1.0\r\n" + b"b" * n
+
+
+async def _post(net, body_len):
+    """Send a request with a body the server will not read; return (response, error)."""
+    r, w = await aio.open_connection(net, "10.0.0.2", 80)
+    out = []
+
+    async def send():
+        try:
+            await w.awrite(_request(body_len))
+        except OSError as e:
+            out.append(e.args[0])
+
+    async def receive():
+        try:
+            out.append(await r.read())  # until EOF, or the reset
+        except OSError as e:
+            out.append(e.args[0])
+
+    await asyncio.gather(send(), receive())
+    w.close()
+    return out
+
+
+_RESPONSE = b"HTTP/1.0 200 OK\r\n\r\n" + b"r" * 3000
+
+
+async def _answer_first_line(reader, writer, linger):
+    await reader.readline()  # the request line; the body stays unread
+    writer.write(_RESPONSE)
+    if linger:
+        await writer.lingering_close(2000)
+    else:
+        writer.close()
+
+
+def test_lingering_close_keeps_response():
+    client, server = _nets()
+
+    async def handler(reader, writer):
+        await _answer_first_line(reader, writer, True)
+
+    async def main():
+        async with await aio.start_server(server, handler, "0.0.0.0", 80):
+            # 10 KiB of body: more than the server's receive ring holds, so the client's
+            # last bytes only go once lingering_close() discards input.
+            out = await _post(client, 10 * 1024)
+            assert out == [_RESPONSE], out  # the whole response, then a clean EOF
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+    assert server.stats.tcpRstsUnreadData == 0 and server.stats.tcpLingerTimeouts == 0
+    assert client.stats.tcpOutRsts == 0 and server.stats.tcpOutRsts == 0
+
+
+def test_plain_close_with_unread_request_resets():
+    # The contrast: close() with the body unread resets (RFC 1122 4.2.2.13), and the client
+    # learns it as ECONNRESET instead of a clean end of the response.
+    client, server = _nets()
+
+    async def handler(reader, writer):
+        await _answer_first_line(reader, writer, False)
+
+    async def main():
+        async with await aio.start_server(server, handler, "0.0.0.0", 80):
+            out = await _post(client, 10 * 1024)
+            assert port.ECONNRESET in out, out
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+    st = server.stats
+    assert st.tcpRstsUnreadData + st.tcpRstsDataAfterClose >= 1
+
+
+def test_writer_buffer_is_bounded():
+    client, server = _nets()
+
+    async def main():
+        async with await aio.start_server(server, _echo, "0.0.0.0", 7):
+            r, w = await aio.open_connection(client, "10.0.0.2", 7, write_buf=1000)
+            with expect_raises(OSError) as e:
+                w.write(b"z" * 5097)  # 4096 fit in the send ring, 1000 here: one too many
+            assert e.exception.args[0] == port.ENOBUFS
+            w.write(b"z" * 5096)  # fits: the failed write took nothing
+            with expect_raises(OSError):
+                w.write(b"z")  # now both are full
+            await w.drain()
+            assert await r.readexactly(5096) == b"z" * 5096
+            w.close()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+
+
+def test_timed_driver_without_wakeups():
+    # Plain pipe ends: no wake(), no fd. The drivers find frames by looking every few ms.
+    client, server = _nets("plain")
+
+    async def main():
+        async with await aio.start_server(server, _echo, "0.0.0.0", 7):
+            assert aio._drivers[server].mode == "timed"
+            await _echo_rounds(client, 7, [b"ping %d" % i for i in range(10)])
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+
+
+if _socket is not None:
+    # Defined only where the interpreter has sockets (not on the WebAssembly port).
+
+    def test_fd_link_wakes_driver():
+        client, server = _nets("fd")
+
+        async def main():
+            async with await aio.start_server(server, _echo, "0.0.0.0", 7):
+                # CPython: loop.add_reader(); MicroPython unix: asyncio's IO queue.
+                assert aio._drivers[server].mode in ("add_reader", "io_queue")
+                # Idle drivers sleep with no time limit here: only the fd can wake them.
+                await _echo_rounds(client, 7, [b"ping %d" % i for i in range(10)])
+            await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+        try:
+            _run(main, client, server)
+        finally:
+            client.link.close()
+            server.link.close()
