@@ -51,7 +51,7 @@ class Agent:
                   text=True, bufsize=1, cwd=ROOT, env=env)
         self.proc = ns.run(argv, **kw) if ns is not None else subprocess.Popen(argv, **kw)
         line = self._line(20)
-        assert line == "READY", "agent did not start: %r %s" % (line, self._stderr())
+        assert line.startswith("READY"), "did not start: %r %s" % (line, self._stderr())
 
     def _stderr(self):
         try:
@@ -95,7 +95,7 @@ class Agent:
 class Setup:
     """One of SETUPS: namespaces, devices, our agent, and a way to make Linux sockets."""
 
-    def __init__(self, kind, agent_args=()):
+    def __init__(self, kind, agent_args=(), program="agent"):
         netns.require_root()
         self.kind = kind
         self.nses = []
@@ -104,8 +104,8 @@ class Setup:
         if kind == "tun-cpython":
             netns.require_tun()
             dev = netns.ifname("t")
-            argv = [sys.executable, "-u", str(mp.HOST_TESTS / "agent.py"),
-                    "tun:%s@%s" % (dev, self.linux.name), OUR_IP, "24"] + list(agent_args)
+            argv = [sys.executable, "-u"] + self._program(
+                program, "tun:%s@%s" % (dev, self.linux.name)) + list(agent_args)
             self.agent = Agent(argv)
             self.linux.ip("addr", "add", LINUX_IP + "/24", "dev", dev)
             self.linux.ip("link", "set", dev, "up")
@@ -114,9 +114,15 @@ class Setup:
             _, vb = netns.veth(self.linux, ours, addr_a=LINUX_IP + "/24")
             interp = ([mp.micropython_cmd()] if kind.endswith("micropython")
                       else [sys.executable, "-u"])
-            argv = interp + [str(mp.HOST_TESTS / "agent.py"), "packet:" + vb, OUR_IP,
-                             "24"] + list(agent_args)
+            argv = interp + self._program(program, "packet:" + vb) + list(agent_args)
             self.agent = Agent(argv, ns=ours)
+
+    @staticmethod
+    def _program(program, link):
+        """agent.py (commands on stdin) or tools/host.py (a service), on link."""
+        if program == "agent":
+            return [str(mp.HOST_TESTS / "agent.py"), link, OUR_IP, "24"]
+        return [str(ROOT / "tools" / "host.py"), link, OUR_IP + "/24"]
 
     def _ns(self):
         ns = netns.Netns().open()

@@ -75,7 +75,9 @@ class Stack:
                           keepalive_intvl_ms, keepalive_probes)
         self.stats = Stats()
         self.log = log  # a callable taking one line, or None
-        self.tracer = None  # a callable(direction, buf, ip_offset, ip_len), or None
+        # A callable(direction, buf, ip_offset, ip_len) seeing every TCP segment: "in" after
+        # it was processed, "out" as it leaves; None for off. See trace.attach().
+        self.tracer = None
         # Called by poll() after input, before output: an application reacting here to
         # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
         self.after_input = None
@@ -392,8 +394,13 @@ class Stack:
             stats.tcpInChecksumErrs += 1
             return
         stats.tcpInSegs += 1
+        self.demux_tcp(seg, now)
         if self.tracer:
+            # After processing: a trace shows the state the segment led to.
             self.tracer("in", self.rxbuf, ip, total)
+
+    def demux_tcp(self, seg, now):
+        """To the connection's TCB, its TIME-WAIT record, a listener, or an RST."""
         rhi, rlo, lport, rport = seg.rip_hi, seg.rip_lo, seg.dport, seg.sport
         for tcb in self.tcbs:
             if (tcb.in_use and tcb.lport == lport and tcb.rport == rport

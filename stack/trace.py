@@ -38,8 +38,10 @@ class Figure:
         return ((buf[a] << 8 | buf[a + 1]), (buf[a + 2] << 8 | buf[a + 3]),
                 (buf[p] << 8) | buf[p + 1])
 
-    def describe(self, buf, ip, n):
-        """'<SEQ=100><ACK=300><CTL=SYN,ACK>' (+ '<DATA=5>') for the packet at buf[ip:]."""
+    def describe(self, buf, ip, n, left_to_right=True):
+        """'<SEQ=100><ACK=300><CTL=SYN,ACK>' (+ '<DATA=5>') for the packet at buf[ip:].
+
+        left_to_right says which side sent it (numbering: the left side counts from 100)."""
         t = ip + (buf[ip] & 0x0F) * 4
         flags = buf[t + 13]
         src = self._key(buf, ip, True)
@@ -51,7 +53,7 @@ class Figure:
         if flags & 0x02:
             self.isn[src] = sq
         if self.left_ip is None:
-            self.left_ip = src
+            self.left_ip = src if left_to_right else dst
         side = 0 if src == self.left_ip else 1
         text = "<SEQ=%d>" % self._rel(src, sq, self.bases[side])
         if flags & 0x10:
@@ -81,5 +83,42 @@ class Figure:
         self.row += 1
         arrow = "-->" if left_to_right else "<--"
         self.out("    %2d. %-11s %s %-40s %s %s" % (self.row, left_state, arrow,
-                                                   self.describe(buf, ip, n), arrow,
+                                                   self.describe(buf, ip, n, left_to_right),
+                                                   arrow,
                                                    right_state))
+
+
+def state_of(net, rip_hi, rip_lo, lport, rport):
+    """The state of one connection of net by its 4-tuple: a TCB's, TIME-WAIT, or CLOSED."""
+    for tcb in net.tcbs:
+        if (tcb.in_use and tcb.lport == lport and tcb.rport == rport and tcb.rip_hi == rip_hi
+                and tcb.rip_lo == rip_lo and tcb.state != 0):
+            return tcb.state_name()
+    if net.tw.find(rip_hi, rip_lo, lport, rport) >= 0:
+        return "TIME-WAIT"
+    return "CLOSED"
+
+
+def attach(net, out=print, peer="peer", us="this stack"):
+    """Print every segment of net as a figure row: the peer on the left, our state on the
+    right (after an incoming segment was processed, as an outgoing one leaves).
+    Returns the Figure; detach with net.tracer = None."""
+    fig = Figure(peer, us, out)
+
+    def hook(direction, buf, ip, n):
+        t = ip + (buf[ip] & 0x0F) * 4
+        sport = (buf[t] << 8) | buf[t + 1]
+        dport = (buf[t + 2] << 8) | buf[t + 3]
+        if direction == "in":
+            a = ip + 12
+            state = state_of(net, (buf[a] << 8) | buf[a + 1], (buf[a + 2] << 8) | buf[a + 3],
+                             dport, sport)
+            fig.segment(buf, ip, n, "", state, True)
+        else:
+            a = ip + 16
+            state = state_of(net, (buf[a] << 8) | buf[a + 1], (buf[a + 2] << 8) | buf[a + 3],
+                             sport, dport)
+            fig.segment(buf, ip, n, "", state, False)
+
+    net.tracer = hook
+    return fig

@@ -1,0 +1,128 @@
+# Host runner: the stack on a TUN, TAP or AF_PACKET link, serving echo/discard/chargen/http.
+# SPDX-License-Identifier: MIT
+#
+#   python3 tools/host.py tun:st0 10.0.0.2/24 --service http
+#   python3 tools/host.py packet:veth1 10.0.0.2/24 --service echo --port 7
+#   micropython tools/host.py packet:veth1 10.0.0.2/24 --service http     (MICROPYPATH=.)
+#
+# LINK is tun:NAME[@NETNS] or tap:NAME[@NETNS] (CPython: they need fcntl/ctypes) or
+# packet:IFACE (CPython and the MicroPython unix port). The kernel side of a TUN/TAP device
+# (its address, `up`) is the caller's job; this prints READY once the link is open, serves
+# until interrupted (or --seconds), and with --trace prints every segment as a figure row.
+
+import sys
+
+try:
+    import micropython  # noqa: F401  (MicroPython, or the test shim)
+except ImportError:  # CPython: give the core its `const` without the test shim
+    import types
+
+    _shim = types.ModuleType("micropython")
+    _shim.const = lambda x: x
+    sys.modules["micropython"] = _shim
+
+
+def _repo_root():
+    path = __file__ if __file__.startswith("/") else None
+    if path is None:
+        try:
+            import os
+
+            path = os.getcwd() + "/" + __file__
+        except (ImportError, AttributeError):
+            return "."
+    here = path[:path.rfind("/")]
+    return here[:here.rfind("/")] or "/"
+
+
+sys.path.insert(0, _repo_root())
+
+import asyncio  # noqa: E402
+
+from stack import Stack, aio, services, trace  # noqa: E402
+
+USAGE = ("usage: host.py LINK IP/PREFIX [--gateway GW] [--service echo|discard|chargen|http]"
+         " [--port N] [--seconds N] [--trace]")
+
+
+def make_link(spec):
+    kind, _, rest = spec.partition(":")
+    name, _, netns = rest.partition("@")
+    if kind == "tun":
+        from stack.link.tun import Tun
+
+        return Tun(name, netns=netns or None)
+    if kind == "tap":
+        from stack.link.tap import Tap
+
+        return Tap(name, netns=netns or None)
+    if kind == "packet":
+        from stack.link.packet import Packet
+
+        return Packet(name)
+    raise ValueError("unknown link %r: use tun:NAME, tap:NAME or packet:IFACE" % spec)
+
+
+def parse(argv):
+    opts = {"--gateway": None, "--service": "http", "--port": None, "--seconds": None,
+            "--trace": False}
+    pos = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--trace":
+            opts[a] = True
+            i += 1
+        elif a in opts:
+            if i + 1 >= len(argv):
+                raise ValueError("%s needs a value" % a)
+            opts[a] = argv[i + 1]
+            i += 2
+        else:
+            pos.append(a)
+            i += 1
+    if len(pos) != 2 or "/" not in pos[1]:
+        raise ValueError(USAGE)
+    if opts["--service"] not in services.SERVICES:
+        raise ValueError("unknown service %r" % opts["--service"])
+    return pos, opts
+
+
+async def serve(net, opts):
+    factory, default_port = services.SERVICES[opts["--service"]]
+    port = int(opts["--port"]) if opts["--port"] else default_port
+    server = await aio.start_server(net, factory(net), "0.0.0.0", port)
+    print("READY %s on port %d" % (opts["--service"], port))
+    flush = getattr(sys.stdout, "flush", None)
+    if flush:
+        flush()  # a test or script waits for this line on a pipe
+    seconds = opts["--seconds"]
+    if seconds:
+        await asyncio.sleep(float(seconds))
+    else:
+        while True:
+            await asyncio.sleep(3600)
+    server.close()
+    await server.wait_closed()
+
+
+def main(argv):
+    try:
+        pos, opts = parse(argv)
+        ip, prefix = pos[1].split("/")
+        link = make_link(pos[0])
+    except (ValueError, OSError) as e:
+        print("host.py: %s" % (e,))
+        return 2
+    net = Stack(link, ip=ip, prefix=int(prefix), gateway=opts["--gateway"])
+    if opts["--trace"]:
+        trace.attach(net, peer="peer", us="this stack (%s)" % ip)
+    try:
+        asyncio.run(serve(net, opts))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
