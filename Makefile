@@ -13,7 +13,7 @@ test: $(VENV_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest host_tests -q $(PYTEST_ARGS)
 
 demo: $(VENV_STAMP)
-	$(PY) tools/demo.py
+	$(PY) tools/demo_net.py
 
 .venv: $(VENV_STAMP)
 

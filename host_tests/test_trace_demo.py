@@ -46,3 +46,31 @@ def test_demo_plays_every_close():
     assert has("ESTABLISHED", "-->", "<SEQ=101><ACK=307><CTL=RST,ACK>", "-->", "CLOSED")
     assert out.stdout.count("recv() raised ECONNRESET") == 2
     assert "recv() -> b'still talking'" in out.stdout
+
+
+def test_make_demo_on_tun_with_curl():
+    import netns
+
+    netns.require_root()
+    netns.require_tool("curl")
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "demo_net.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "curl printed: <html><body><h1>Hello from a TCP/IP stack in Python" in text
+    rows = [line.split() for line in text.splitlines() if line[:8].strip().endswith(".")]
+    ctl = [r[2] for r in rows]
+    assert ctl[0] == "<SEQ=100><CTL=SYN>" and rows[0][-1] == "SYN-RECEIVED", rows[0]
+    assert any("FIN" in c for c in ctl) and rows[-1][-1] == "TIME-WAIT", rows[-3:]
+    assert "after 2 x MSL (2000 ms): none" in text
+    assert not [n for n in netns.list_netns() if n.startswith("stdemo")]
+
+
+def test_make_demo_without_root_falls_back():
+    # As nobody: no namespace possible, so it says why and plays the in-memory figures.
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, str(ROOT / "tools" / "demo_net.py")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "not running as root" in out.stdout
+    assert "Simultaneous close: the FINs cross (CLOSING)" in out.stdout

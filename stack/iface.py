@@ -78,6 +78,7 @@ class Stack:
         # A callable(direction, buf, ip_offset, ip_len) seeing every TCP segment: "in" after
         # it was processed, "out" as it leaves; None for off. See trace.attach().
         self.tracer = None
+        self.in_segment = False
         # Called by poll() after input, before output: an application reacting here to
         # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
         self.after_input = None
@@ -394,7 +395,9 @@ class Stack:
             stats.tcpInChecksumErrs += 1
             return
         stats.tcpInSegs += 1
+        self.in_segment = True  # a tracer holds back replies until the segment is shown
         self.demux_tcp(seg, now)
+        self.in_segment = False
         if self.tracer:
             # After processing: a trace shows the state the segment led to.
             self.tracer("in", self.rxbuf, ip, total)

@@ -29,7 +29,7 @@ class Figure:
         self.isn = {}  # (ip halves, port) -> ISN seen in its SYN
         self.bases = (left_base, right_base)
         self.left_ip = None
-        self.out("        %-61s%s" % (left, right))
+        self.out("        %-67s%s" % (left, right))
 
     def _key(self, buf, ip, src):
         a = ip + (12 if src else 16)
@@ -72,7 +72,7 @@ class Figure:
 
     def states(self, left, right):
         self.row += 1
-        self.out(("    %2d. %-61s%s" % (self.row, left, right)).rstrip())
+        self.out(("    %2d. %-67s%s" % (self.row, left, right)).rstrip())
 
     def note(self, left="", right=""):
         """An application event, as the RFC's '(Close)' lines."""
@@ -82,7 +82,7 @@ class Figure:
         """One segment on its way: the sender's state when sent, the receiver's after."""
         self.row += 1
         arrow = "-->" if left_to_right else "<--"
-        self.out("    %2d. %-11s %s %-40s %s %s" % (self.row, left_state, arrow,
+        self.out("    %2d. %-11s %s %-46s %s %s" % (self.row, left_state, arrow,
                                                    self.describe(buf, ip, n, left_to_right),
                                                    arrow,
                                                    right_state))
@@ -101,23 +101,31 @@ def state_of(net, rip_hi, rip_lo, lport, rport):
 
 def attach(net, out=print, peer="peer", us="this stack"):
     """Print every segment of net as a figure row: the peer on the left, our state on the
-    right (after an incoming segment was processed, as an outgoing one leaves).
+    right (after an incoming segment was processed, as an outgoing one leaves). Replies
+    sent while a segment is processed are shown after it, in wire order.
     Returns the Figure; detach with net.tracer = None."""
     fig = Figure(peer, us, out)
+    held = []  # our segments sent while an incoming one was being processed
 
-    def hook(direction, buf, ip, n):
+    def tuple_state(buf, ip, incoming):
         t = ip + (buf[ip] & 0x0F) * 4
+        a = ip + (12 if incoming else 16)
         sport = (buf[t] << 8) | buf[t + 1]
         dport = (buf[t + 2] << 8) | buf[t + 3]
+        return state_of(net, (buf[a] << 8) | buf[a + 1], (buf[a + 2] << 8) | buf[a + 3],
+                        dport if incoming else sport, sport if incoming else dport)
+
+    def hook(direction, buf, ip, n):
         if direction == "in":
-            a = ip + 12
-            state = state_of(net, (buf[a] << 8) | buf[a + 1], (buf[a + 2] << 8) | buf[a + 3],
-                             dport, sport)
-            fig.segment(buf, ip, n, "", state, True)
+            fig.segment(buf, ip, n, "", tuple_state(buf, ip, True), True)
+            for pkt, state in held:
+                fig.segment(pkt, 0, len(pkt), "", state, False)
+            del held[:]
+            return
+        state = tuple_state(buf, ip, False)
+        if net.in_segment:
+            held.append((bytes(buf[ip:ip + n]), state))  # debugging aid: copies are fine
         else:
-            a = ip + 16
-            state = state_of(net, (buf[a] << 8) | buf[a + 1], (buf[a + 2] << 8) | buf[a + 3],
-                             sport, dport)
             fig.segment(buf, ip, n, "", state, False)
 
     net.tracer = hook
