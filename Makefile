@@ -7,13 +7,18 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: test demo mpy-check clean .venv node_modules
+.PHONY: test demo bench mpy-check clean .venv node_modules
 
 test: $(VENV_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest host_tests -q $(PYTEST_ARGS)
 
 demo: $(VENV_STAMP)
 	$(PY) tools/demo_net.py
+
+# Benchmarks against Linux in the same run (needs root): quick by default, FULL=1 longer.
+# Writes build/bench.json and prints a table.
+bench: $(VENV_STAMP) $(NODE_STAMP)
+	$(PY) tools/bench.py $(if $(FULL),--full,)
 
 .venv: $(VENV_STAMP)
 

@@ -102,6 +102,8 @@ class Agent:
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
         self.poller.register(link.fileno(), select.POLLIN)
+        self.link_poller = select.poll()  # the link alone: pump() sleeps on it
+        self.link_poller.register(link.fileno(), select.POLLIN)
 
     def trace(self, direction, buf, ip, n):
         t = ip + (buf[ip] & 0x0F) * 4
@@ -121,16 +123,19 @@ class Agent:
                 return
             wait = left if due is None or due > left else due
             if wait > 0:
-                p = select.poll()
-                p.register(self.link.fileno(), select.POLLIN)
-                p.poll(wait)
+                self.link_poller.poll(wait)
 
     def until(self, cond, timeout_ms):
+        """Poll until cond() holds; after each poll sleep on the link (at most 1 ms, less
+        if a timer is due sooner) and check again as soon as a frame arrives."""
         start = port.ticks_ms()
         while not cond():
             if port.ticks_diff(port.ticks_ms(), start) > timeout_ms:
                 return False
-            self.pump(1)
+            due = self.net.poll()
+            if due is None or due > 0:
+                self.link_poller.poll(1 if due is None or due > 1 else due)
+                self.net.poll()
         return True
 
     def run(self):
@@ -240,6 +245,82 @@ class Agent:
         if not self.until(step, int(timeout_ms)):
             return "err timeout sent=%d got=%d" % (st["sent"], st["got"])
         return "ok " + "".join("%02x" % b for b in h.digest())
+
+    def cmd_sink(self, n, timeout_ms="300000"):
+        """Receive n bytes (Linux -> stack); answer their SHA-256."""
+        n = int(n)
+        s = self.sock
+        h = hashlib.sha256()
+        st = [0]
+
+        def step():
+            while st[0] < n:
+                try:
+                    k = s.recv_into(self.buf)
+                except OSError as e:
+                    if e.args[0] != port.EAGAIN:
+                        raise
+                    return False
+                if not k:
+                    raise OSError(port.ECONNRESET)
+                h.update(memoryview(self.buf)[:k])
+                st[0] += k
+            return True
+
+        if not self.until(step, int(timeout_ms)):
+            return "err timeout got=%d" % st[0]
+        return "ok " + "".join("%02x" % b for b in h.digest())
+
+    def cmd_source(self, n, timeout_ms="300000"):
+        """Send n pattern bytes (stack -> Linux)."""
+        n = int(n)
+        s = self.sock
+        block = memoryview(self.block)
+        st = [0]
+
+        def step():
+            while st[0] < n:
+                off = st[0] % BLOCK
+                k = n - st[0]
+                if k > BLOCK - off:
+                    k = BLOCK - off
+                try:
+                    sent = s.send(block[off:off + k])
+                except OSError as e:
+                    if e.args[0] != port.EAGAIN:
+                        raise
+                    return False
+                if not sent:
+                    return False
+                st[0] += sent
+            return True
+
+        if not self.until(step, int(timeout_ms)):
+            return "err timeout sent=%d" % st[0]
+        return "ok %d" % n
+
+    def cmd_echo_loop(self, timeout_ms="300000"):
+        """Echo whatever arrives until EOF; answer how many bytes went round."""
+        s = self.sock
+        total = [0]
+        done = [False]
+
+        def step():
+            try:
+                k = s.recv_into(self.buf)
+            except OSError as e:
+                if e.args[0] != port.EAGAIN:
+                    raise
+                return False
+            if not k:
+                done[0] = True
+                return True
+            s.send(memoryview(self.buf)[:k])
+            total[0] += k
+            return False
+
+        self.until(step, int(timeout_ms))
+        return "ok %d" % total[0]
 
     def cmd_send(self, text):
         return "ok %d" % self.sock.send(text.encode())

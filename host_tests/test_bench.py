@@ -1,0 +1,37 @@
+# The benchmark harness must not rot: a tiny run produces well-formed JSON with every
+# field. Not a timing test: no figure is compared with a budget here. MIT licence.
+
+import json
+import subprocess
+import sys
+
+import mp
+import netns
+
+from tools_path import TOOLS  # noqa: F401  (documents where bench.py lives)
+
+
+def test_bench_tiny_writes_every_field(tmp_path):
+    netns.require_root()
+    mp.node_cmd()
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(mp.ROOT / "tools" / "bench.py"), "--tiny",
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "[bench]" in proc.stderr  # progress was shown
+    doc = json.loads(out.read_text())
+    assert doc["mode"] == "tiny"
+    assert set(doc["machine"]) == {"platform", "python", "cpus", "cpu"}
+    from tools_path import bench
+
+    keys = [row[1] for row in bench.ROWS] + [row[2] for row in bench.ROWS if row[2]]
+    for key in keys:
+        r = doc["results"][key]
+        assert set(r) == {"median", "min", "max", "runs"}, key
+        assert r["min"] <= r["median"] <= r["max"] and len(r["runs"]) >= 1, key
+    assert len(doc["table"]) == len(bench.ROWS)
+    for row in doc["table"]:
+        assert row["met"] in ("", "yes", "NO")
+        if row["reference"] is not None:
+            assert row["ratio"] > 0
+    assert "| measurement | median |" in proc.stdout
