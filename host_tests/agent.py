@@ -30,6 +30,15 @@ except ImportError:  # pragma: no cover
 BLOCK = 65521  # the pattern repeats with a prime period, so a shifted byte changes the hash
 
 
+def _now_us():
+    try:
+        import time
+
+        return int(time.perf_counter() * 1e6)  # CPython
+    except AttributeError:
+        return port.ticks_ms() * 1000
+
+
 def say(line):
     sys.stdout.write(line + "\n")
     flush = getattr(sys.stdout, "flush", None)
@@ -102,13 +111,14 @@ class Agent:
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
         self.poller.register(link.fileno(), select.POLLIN)
+        self.due = 0  # what the last poll() said: ms until a timer, None for none
         self.link_poller = select.poll()  # the link alone: pump() sleeps on it
         self.link_poller.register(link.fileno(), select.POLLIN)
 
     def trace(self, direction, buf, ip, n):
         t = ip + (buf[ip] & 0x0F) * 4
         sys.stderr.write("%d %s %d>%d flags=%02x seq=%02x%02x%02x%02x\n" % (
-            port.ticks_ms(), direction, (buf[t] << 8) | buf[t + 1], (buf[t + 2] << 8) | buf[t + 3],
+            _now_us(), direction, (buf[t] << 8) | buf[t + 1], (buf[t + 2] << 8) | buf[t + 3],
             buf[t + 13], buf[t + 4], buf[t + 5], buf[t + 6], buf[t + 7]))
 
     # ---- the loop ----------------------------------------------------------------------
@@ -132,11 +142,17 @@ class Agent:
         while not cond():
             if port.ticks_diff(port.ticks_ms(), start) > timeout_ms:
                 return False
-            due = self.net.poll()
-            if due is None or due > 0:
-                self.link_poller.poll(1 if due is None or due > 1 else due)
-                self.net.poll()
+            self.wait_once()
         return True
+
+    def wait_once(self):
+        """Sleep on the link until a frame comes (at most 1 ms, less if the last poll said a
+        timer is due sooner), then poll. The caller checks its condition after each call,
+        so work a poll made possible is seen at once, never after a sleep."""
+        due = self.due
+        if due is None or due > 0:
+            self.link_poller.poll(1 if due is None or due > 1 else due)
+        self.due = self.net.poll()
 
     def run(self):
         say("READY")
@@ -420,7 +436,7 @@ class Agent:
         while served < count:
             if port.ticks_diff(port.ticks_ms(), start) > int(timeout_ms):
                 return "err timeout served=%d" % served
-            self.pump(1)
+            self.wait_once()
             try:
                 c, _ = self.listener.accept()
                 c.setblocking(False)
