@@ -16,4 +16,5 @@ MODULES = [
     "test_blocking",
     "test_ether",
     "test_aio",
+    "test_debug",
 ]

@@ -79,6 +79,9 @@ class Stack:
         # it was processed, "out" as it leaves; None for off. See trace.attach().
         self.tracer = None
         self.in_segment = False
+        # A callable(out, buf, n) seeing every frame, buf[:n], in (out=0) and out (out=1);
+        # None for off. See debug.capture().
+        self.capture = None
         # Called by poll() after input, before output: an application reacting here to
         # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
         self.after_input = None
@@ -137,6 +140,8 @@ class Stack:
             n = link.recv_into(rxbuf)
             if not n:
                 break
+            if self.capture is not None:
+                self.capture(0, rxbuf, n)
             if self.mac:
                 self.process_ethernet(n, now)
             else:
@@ -301,6 +306,8 @@ class Stack:
             if q >= 0:
                 frame = self.arp.qbuf[q]
                 frame[0:6] = sha
+                if self.capture is not None:
+                    self.capture(1, frame, self.arp.qlen[q])
                 self.link.send(memoryview(frame)[:self.arp.qlen[q]])
                 self.arp.release(q)
         if op == arp.OP_REQUEST and to_us:
@@ -316,6 +323,8 @@ class Stack:
         buf = self.arpbuf
         ether.write_header(buf, eth_dst, self.mac, ether.TYPE_ARP)
         arp.write_packet(buf, ether.HEADER_LEN, op, self.mac, self.ip, tha, tpa)
+        if self.capture is not None:
+            self.capture(1, buf, len(buf))
         self.link.send(buf)
 
     def process_ipv4(self, n, now):
@@ -532,6 +541,8 @@ class Stack:
         link; on Ethernet to the next hop's MAC, holding the frame while ARP resolves it."""
         self.stats.ipOutRequests += 1
         if not self.mac:
+            if self.capture is not None:
+                self.capture(1, self.txbuf, total)
             self.link.send(self.txmv[:total])
             return
         nh_hi, nh_lo = dst_hi, dst_lo
@@ -550,6 +561,8 @@ class Stack:
             buf[3] = mac[3]
             buf[4] = mac[4]
             buf[5] = mac[5]
+            if self.capture is not None:
+                self.capture(1, buf, n)
             self.link.send(self.txmv[:n])
             return
         i, ask = self.arp.start(nh_hi, nh_lo, now)
