@@ -451,6 +451,52 @@ def test_writer_buffer_is_bounded():
     _run(main, client, server)
 
 
+def test_close_sends_buffered_output_first():
+    client, server = _nets()
+    got = []
+
+    async def sink(reader, writer):
+        got.append(await reader.read())
+        writer.close()
+
+    async def main():
+        async with await aio.start_server(server, sink, "0.0.0.0", 80):
+            r, w = await aio.open_connection(client, "10.0.0.2", 80)
+            w.write(b"q" * 8000)  # 4096 in the send ring, the rest in the writer
+            assert w.get_extra_info("socket").state == "ESTABLISHED"
+            w.close()  # FIN only once the driver has moved the rest into the ring
+            await w.wait_closed()
+            await _until(lambda: got, "the server read to EOF")
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+    assert got == [b"q" * 8000]
+
+
+def test_cancelled_connect_frees_its_tcb():
+    client, server = _nets()  # no driver on the server: the SYN is never answered
+
+    async def main():
+        with expect_raises(asyncio.TimeoutError):
+            await asyncio.wait_for(aio.open_connection(client, "10.0.0.2", 80), 0.2)
+        assert _pools_free(client)
+
+    _run(main, client)
+
+
+def test_drivers_restart_in_a_new_loop():
+    # The first loop ends with both drivers running (CPython's run() cancels them; on
+    # MicroPython they stay on a loop that is then replaced); the next loop starts new ones.
+    client, server = _nets()
+
+    async def rounds(port_no):
+        async with await aio.start_server(server, _echo, "0.0.0.0", port_no):
+            await _echo_rounds(client, port_no, [b"one", b"two"])
+
+    _run(lambda: rounds(7))
+    _run(lambda: rounds(8), client, server)
+
+
 def test_timed_driver_without_wakeups():
     # Plain pipe ends: no wake(), no fd. The drivers find frames by looking every few ms.
     client, server = _nets("plain")

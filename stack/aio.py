@@ -47,11 +47,7 @@ _READY_RD = POLLIN | POLLHUP  # recv() will not say EAGAIN
 _WAKE_RD = POLLIN | POLLERR | POLLHUP
 _WAKE_WR = POLLOUT | POLLERR | POLLHUP
 
-_wait_for_ms = getattr(asyncio, "wait_for_ms", None)  # MicroPython's
-if _wait_for_ms is None:
-
-    def _wait_for_ms(aw, ms):
-        return asyncio.wait_for(aw, ms / 1000)
+_wait_for_ms = getattr(asyncio, "wait_for_ms", None)  # MicroPython's; CPython needs none
 
 
 _IncompleteReadError = getattr(asyncio, "IncompleteReadError", None)
@@ -116,6 +112,8 @@ class _Driver:
         self.watcher = None  # MicroPython task parked on the fd
         self.polled = None  # set after each poll(): the watcher may park again
         self.mode = "timed"  # how frames wake us: "add_reader", "io_queue" or "timed"
+        get_loop = getattr(asyncio, "get_running_loop", None)
+        self.call_later = get_loop().call_later if get_loop is not None else None
         self._watch_fd()
         self.task = asyncio.create_task(self._run())
 
@@ -216,9 +214,18 @@ class _Driver:
         if ms is None:
             await self.wake_ev.wait()
             return
-        try:
+        if self.call_later is not None:
+            # CPython: a timer sets the Event. Not wait_for(): before 3.12 it can swallow a
+            # cancel that meets the Event being set, and asyncio.run() then never ends.
+            timer = self.call_later(ms / 1000, self.wake_ev.set)
+            try:
+                await self.wake_ev.wait()
+            finally:
+                timer.cancel()
+            return
+        try:  # pragma: no cover - MicroPython
             await _wait_for_ms(self.wake_ev.wait(), ms)
-        except asyncio.TimeoutError:
+        except asyncio.TimeoutError:  # pragma: no cover
             pass
 
     def _busy(self, now):
