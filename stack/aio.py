@@ -19,6 +19,8 @@
 #   up to 5 ms (busy) or 50 ms (idle) of extra latency per frame, for 20 looks a second
 #   when idle. A link or interrupt handler that knows better calls wake(net).
 # The application's own calls (write, close, ...) wake it too, so new timers are re-armed.
+# On CPython the driver sleeps on an Event with a call_later() timer; on MicroPython in
+# sleep_ms(), which a wake-up cancels (nothing allocated per sleep).
 #
 # Waiting never spins: a reader or writer that cannot proceed clears its socket's Event and
 # sleeps on it; the driver sets it after a poll() once the socket's poll_flags() say so.
@@ -39,6 +41,7 @@ _ACTIVE_MS = const(1000)  # "going on": a frame or an application call this rece
 WRITE_BUF = const(4096)  # default bytes a writer holds beyond the socket's send ring
 LIMIT = const(2048)  # default longest line readline() accepts (asyncio's `limit`)
 _ZERO_RUN = const(64)  # poll() saying "again now" this often in a row: sleep 1 ms anyway
+_LONG_MS = const(60_000)  # MicroPython's driver with nothing due: sleep this, or until kicked
 
 _EOF = const(1)  # deferred write_eof(): shut down once the writer's buffer is in the ring
 _CLOSE = const(2)  # deferred close()
@@ -47,7 +50,7 @@ _READY_RD = POLLIN | POLLHUP  # recv() will not say EAGAIN
 _WAKE_RD = POLLIN | POLLERR | POLLHUP
 _WAKE_WR = POLLOUT | POLLERR | POLLHUP
 
-_wait_for_ms = getattr(asyncio, "wait_for_ms", None)  # MicroPython's; CPython needs none
+_sleep_ms = getattr(asyncio, "sleep_ms", None)  # MicroPython's; CPython's driver needs none
 
 
 _IncompleteReadError = getattr(asyncio, "IncompleteReadError", None)
@@ -112,6 +115,8 @@ class _Driver:
         self.watcher = None  # MicroPython task parked on the fd
         self.polled = None  # set after each poll(): the watcher may park again
         self.mode = "timed"  # how frames wake us: "add_reader", "io_queue" or "timed"
+        self.sleeping = False  # MicroPython: in sleep_ms(), where kick() may cancel it
+        self.kicked = False  # ...and that cancel is ours
         get_loop = getattr(asyncio, "get_running_loop", None)
         self.call_later = get_loop().call_later if get_loop is not None else None
         self._watch_fd()
@@ -158,13 +163,18 @@ class _Driver:
         while self.running:
             await readable
             self.polled.clear()
-            self.wake_ev.set()
+            self.kick()
             await self.polled.wait()
 
     def kick(self):
         """Poll soon: something changed that poll() must see (a frame, a write, a close)."""
         self.active_until = _port.ticks_add(_port.ticks_ms(), _ACTIVE_MS)
         self.wake_ev.set()
+        # A task of a replaced loop must not be cancelled: it is on no queue of the new one.
+        if self.sleeping and self.token is _loop_token():  # pragma: no cover - MicroPython
+            self.sleeping = False
+            self.kicked = True
+            self.task.cancel()  # brings its sleep_ms() forward to now
 
     def enlist(self, conn):
         if conn.drv is not self:
@@ -223,10 +233,17 @@ class _Driver:
             finally:
                 timer.cancel()
             return
-        try:  # pragma: no cover - MicroPython
-            await _wait_for_ms(self.wake_ev.wait(), ms)
-        except asyncio.TimeoutError:  # pragma: no cover
-            pass
+        # MicroPython: sleep_ms() allocates nothing; kick() cancels it to wake us early.
+        # (wait_for_ms() would make two tasks per sleep: about 1 KB of garbage each time.)
+        self.sleeping = True  # pragma: no cover - MicroPython, to the end of the method
+        try:
+            await _sleep_ms(ms if ms is not None else _LONG_MS)
+        except asyncio.CancelledError:
+            if not self.kicked:
+                raise  # a real cancel
+        finally:
+            self.sleeping = False
+            self.kicked = False
 
     def _busy(self, now):
         if _port.ticks_diff(self.active_until, now) > 0:
@@ -303,7 +320,7 @@ def stop_driver(net):
     if d is None:
         return None
     d.detach()
-    d.wake_ev.set()
+    d.kick()  # the driver sees running == False and ends
     return d.task
 
 
