@@ -50,6 +50,25 @@ mpy-check: $(VENV_STAMP)
 	  done; \
 	done
 
+# Issue 5: a board's files. BOARD is a file in boards/ (default: firmware/config.py's BOARD);
+# PORT its serial port; CONFIG a config file to deploy instead of firmware/config.py.
+#   make mpy [BOARD=w5500_evb_pico]            compile stack/ + board into build/BOARD/lib
+#   make deploy BOARD=... PORT=/dev/ttyACM0    copy with mpremote, soft-reset, show READY
+#   make repl PORT=/dev/ttyACM0                mpremote's REPL (Ctrl-] leaves)
+BOARD ?=
+PORT ?=
+CONFIG ?=
+
+mpy: $(VENV_STAMP)
+	@$(PY) tools/mpy.py $(if $(BOARD),--board $(BOARD))
+
+deploy: $(VENV_STAMP)
+	@$(PY) tools/deploy.py $(if $(BOARD),--board $(BOARD)) --port "$(PORT)" \
+	  $(if $(CONFIG),--config $(CONFIG))
+
+repl: $(VENV_STAMP)
+	@$(PY) tools/deploy.py repl --port "$(PORT)"
+
 clean:
 	rm -rf $(VENV) node_modules build .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

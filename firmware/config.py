@@ -1,0 +1,21 @@
+# Board configuration, read by main.py at every reset (deployed as /config.py).
+# SPDX-License-Identifier: MIT
+#
+# Edit, then `make deploy BOARD=... PORT=...` (BOARD, when given, overrides the line below).
+
+BOARD = "w5500_evb_pico"  # a file in boards/: w5500_evb_pico, esp32_w5500, host_packet, ...
+MAC = None  # 6 bytes, or None for the board's default (host_packet: a random local one)
+IFACE = "veth0"  # host_packet only: the Linux interface it runs on
+
+# Static addressing. DHCP is not implemented yet: it will go in main.py's bring_up(),
+# taking a lease on the link before Stack() is made, when IP below is None.
+IP = "192.168.0.50"
+PREFIX = 24
+GATEWAY = None  # "192.168.0.1" to reach other networks
+
+SERVICE = "http"  # echo, discard, chargen or http (stack/services.py)
+PORT = None  # None: the service's usual port (7, 9, 19, 80)
+STACK = {}  # more Stack() keywords, e.g. {"tcbs": 4, "rx_buf": 2048, "tx_buf": 2048}
+
+CAPTURE = 0  # bytes of packet-capture ring from boot (0: off; or debug.capture() later)
+TRACE = False  # print every TCP segment as an RFC-figure row
