@@ -3,6 +3,7 @@
 #
 #   agent.py LINK IP PREFIX [--msl-ms N] [--tw-slots N] [--lossy SEED] [--rx N] [--tx N]
 #   LINK: tun:NAME[@NETNS] (CPython) | tap:NAME[@NETNS] (CPython) | packet:IFACE
+#         | w5500emu:IFACE (the W5500 driver on tools/w5500emu.py, bridged to IFACE)
 #
 # It brings the stack up, prints "READY", then reads one command per line on stdin and
 # answers one line ("ok ..." or "err ..."), polling the stack all the while (waiting on
@@ -70,7 +71,13 @@ def make_link(spec):
         from stack.link.packet import Packet
 
         return Packet(name)
-    raise ValueError("unknown link %r (tun:NAME, tap:NAME, packet:IFACE)" % spec)
+    if kind == "w5500emu":
+        # Our W5500 driver on the register-level emulator, bridged to AF_PACKET on IFACE.
+        from tools.w5500emu import EmulatedW5500Link
+
+        return EmulatedW5500Link(name)
+    raise ValueError("unknown link %r (tun:NAME, tap:NAME, packet:IFACE, w5500emu:IFACE)"
+                     % spec)
 
 
 def errname(code):

@@ -4,6 +4,8 @@
 #   tun-cpython        our stack (CPython) on a TUN whose kernel side is in namespace L
 #   packet-cpython     our stack (CPython) on AF_PACKET in namespace U, veth to L
 #   packet-micropython the same under the MicroPython unix port
+#   w5500-cpython      our stack (CPython) on the W5500 driver + emulator (tools/w5500emu.py)
+#                      bridged to AF_PACKET in namespace U, veth to L
 # Linux's sockets live in L (created there with netns.inside). Our side is
 # host_tests/agent.py in its own process, driven by one-line commands.
 
@@ -22,7 +24,7 @@ import netns
 ROOT = mp.ROOT
 LINUX_IP = "10.9.0.1"
 OUR_IP = "10.9.0.2"
-SETUPS = ("tun-cpython", "packet-cpython", "packet-micropython")
+SETUPS = ("tun-cpython", "packet-cpython", "packet-micropython", "w5500-cpython")
 BLOCK = 65521
 
 
@@ -114,7 +116,8 @@ class Setup:
             _, vb = netns.veth(self.linux, ours, addr_a=LINUX_IP + "/24")
             interp = ([mp.micropython_cmd()] if kind.endswith("micropython")
                       else [sys.executable, "-u"])
-            argv = interp + self._program(program, "packet:" + vb) + list(agent_args)
+            link = ("w5500emu:" if kind.startswith("w5500") else "packet:") + vb
+            argv = interp + self._program(program, link) + list(agent_args)
             self.agent = Agent(argv, ns=ours)
 
     @staticmethod

@@ -6,9 +6,11 @@
 #   micropython tools/host.py packet:veth1 10.0.0.2/24 --service http     (MICROPYPATH=.)
 #
 # LINK is tun:NAME[@NETNS] or tap:NAME[@NETNS] (CPython: they need fcntl/ctypes) or
-# packet:IFACE (CPython and the MicroPython unix port). The kernel side of a TUN/TAP device
-# (its address, `up`) is the caller's job; this prints READY once the link is open, serves
-# until interrupted (or --seconds), and with --trace prints every segment as a figure row.
+# packet:IFACE (CPython and the MicroPython unix port), or w5500emu:IFACE (our W5500 driver
+# on tools/w5500emu.py's emulator, bridged to AF_PACKET on IFACE). The kernel side of a
+# TUN/TAP device (its address, `up`) is the caller's job; this prints READY once the link is
+# open, serves until interrupted (or --seconds), and with --trace prints every segment as a
+# figure row.
 
 import sys
 
@@ -60,7 +62,13 @@ def make_link(spec):
         from stack.link.packet import Packet
 
         return Packet(name)
-    raise ValueError("unknown link %r: use tun:NAME, tap:NAME or packet:IFACE" % spec)
+    if kind == "w5500emu":
+        # Our W5500 driver on the register-level emulator, bridged to AF_PACKET on IFACE.
+        from tools.w5500emu import EmulatedW5500Link
+
+        return EmulatedW5500Link(name)
+    raise ValueError("unknown link %r: use tun:NAME, tap:NAME, packet:IFACE or "
+                     "w5500emu:IFACE" % spec)
 
 
 def parse(argv):
