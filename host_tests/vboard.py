@@ -106,6 +106,7 @@ class VBoard:
         self._stdout_r = None
         self._last_write = 0.0
         self._sigint_at = 0.0
+        self._heard_since_sigint = True
         self._hide_until_raw = False  # after a raw soft reset: hide the friendly banner
         self._hidden = bytearray()
         # The serial port: the host opens the slave; we keep a slave fd open so the master
@@ -225,11 +226,15 @@ class VBoard:
     def _ctrl_c(self):
         if self._proc is None or self._proc.poll() is not None:
             return
-        recent = time.monotonic() - self._sigint_at < 0.5
-        if recent or self._at_prompt():
-            self._to_board(b"\x03")  # at the prompt (or already interrupted): a character
+        if self._at_prompt():
+            self._to_board(b"\x03")  # at the prompt: a character, as a board's REPL gets it
+            return
+        if not self._heard_since_sigint and time.monotonic() - self._sigint_at < 0.5:
+            # The last SIGINT is still on its way (nothing printed since): one is enough.
+            self._to_board(b"\x03")
             return
         self._sigint_at = time.monotonic()
+        self._heard_since_sigint = False
         try:
             os.kill(self._proc.pid, signal.SIGINT)
         except ProcessLookupError:
@@ -244,6 +249,7 @@ class VBoard:
                 self._ctrl_c()
 
     def _from_board(self, data):
+        self._heard_since_sigint = True
         if self._hide_until_raw:
             self._hidden += data
             i = self._hidden.find(RAW_BANNER)

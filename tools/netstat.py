@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rawrepl import Board, BoardError  # noqa: E402
+from rawrepl import Board, BoardError, BoardExecError, explain  # noqa: E402
 
 
 def query(port, net="net", netstat=True, stats=True, every=False, resume=True):
@@ -30,6 +30,8 @@ def query(port, net="net", netstat=True, stats=True, every=False, resume=True):
         b.enter_raw()
         try:
             out = b.exec("\n".join(code))
+        except BoardExecError as e:
+            raise explain(e, net) from None
         finally:
             if resume:
                 b.resume()

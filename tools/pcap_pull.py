@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from rawrepl import Board, BoardError  # noqa: E402
+from rawrepl import Board, BoardError, BoardExecError, explain  # noqa: E402
 
 PCAP_MAGIC = 0xA1B2C3D4
 SNAPLEN = 65535
@@ -79,6 +79,8 @@ def run(port, net="net", start=False, size=16384, stop=False, out=None, resume=T
             text = b.exec("from stack import debug\n%sdebug.dump(%s)" % (
                 "debug.capture(%s, False)\n" % net if stop else "", net))
             host_now = time.time()
+        except BoardExecError as e:
+            raise explain(e, net) from None
         finally:
             if resume:
                 b.resume()

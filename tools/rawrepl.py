@@ -36,6 +36,18 @@ class BoardExecError(BoardError):
         self.err = err
 
 
+def explain(e, net="net"):
+    """A BoardError a user can act on for the usual failures of stack.debug code."""
+    text = str(e)
+    if "no module named 'stack" in text:
+        return BoardError("the board has no stack/ on its path: deploy it first (make deploy "
+                          "BOARD=... PORT=...)")
+    if "NameError" in text and repr(net)[1:-1] in text:
+        return BoardError("no `%s` at the board's REPL: is firmware/main.py running on it? "
+                          "(or name the Stack with --net)\n%s" % (net, text))
+    return e
+
+
 def _ports():
     try:
         from serial.tools import list_ports
