@@ -157,6 +157,9 @@ class VBoard:
         self._to_host(b"MPY: soft reboot\r\n")
         self._start(self.mode)
 
+    def alive(self):
+        return self._proc is not None and self._proc.poll() is None
+
     def pid(self):
         return self._proc.pid if self._proc is not None else None
 
