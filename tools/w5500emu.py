@@ -797,8 +797,9 @@ class Bridge:
 
     Frames the chip sends go to the host link at once (on SEND). pump() moves frames from the
     host link into the chip's RX ring; with backpressure (the default) it stops while the
-    ring could not take a full frame, leaving the rest in the kernel's queue, instead of
-    letting the chip drop them as a real wire would (backpressure=False).
+    ring has room for fewer than two full frames, leaving the rest in the kernel's queue,
+    instead of letting the chip drop them as a real wire would (backpressure=False). Two,
+    not one: the driver counts a ring with room for less than one full frame as an overrun.
     """
 
     def __init__(self, emu, host_link, backpressure=True):
@@ -820,7 +821,7 @@ class Bridge:
         emu = self.emu
         moved = 0
         while moved < max_frames:
-            if self.backpressure and emu.rx_free() < MAX_FRAME + 2:
+            if self.backpressure and emu.rx_free() < 2 * (MAX_FRAME + 2):
                 break
             n = self.host.recv_into(self.buf)
             if not n:

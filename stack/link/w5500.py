@@ -35,8 +35,9 @@
 # Counted, never raised, on the data path: a send that found the previous SEND unfinished
 # (tx_full: waited tx_timeout_ms, then dropped), frames dropped because the link was down
 # (tx_link_down), link losses seen (link_losses), the RX ring found too full to take a
-# maximum frame (rx_overruns: the chip then drops arriving frames whole and silently, it has
-# no overrun counter), corrupt length headers (rx_resyncs: RX_RD = RX_WR, RECV), frames too
+# maximum frame (rx_overruns: the chip then drops arriving frames whole and silently, and
+# MACRAW has no overrun counter, so this counts the times drops were possible, not frames
+# lost), corrupt length headers (rx_resyncs: RX_RD = RX_WR, RECV), frames too
 # long for the caller's buffer (rx_too_long), socket 0 found not in MACRAW and reopened
 # (reopens), commands the chip did not take in time (cmd_timeouts). Set-up failures (no
 # chip, wrong version) raise OSError with what was read.
