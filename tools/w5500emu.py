@@ -40,7 +40,7 @@ except ImportError:  # CPython
         return a - b
 
 
-# ---- constants (DS 3.1, 3.2; ref 2, 3) ----------------------------------------------------
+# ---- constants (DS 4.1 Common Registers, 4.2 Socket Registers; ref 2, 3) ------------------
 MR = 0x00
 SHAR = 0x09
 IR = 0x15
@@ -243,7 +243,7 @@ class W5500Emulator:
         self.rxmem = bytearray(MEM_SIZE)
         self._power_on()
 
-    # ---- reset (DS 3.1 MR, 5.5.1) ----------------------------------------------------------
+    # ---- reset (DS 4.1 MR, 5.5.1 Reset Timing) ---------------------------------------------
 
     def _power_on(self):
         self.common = bytearray(0x40)
@@ -297,7 +297,7 @@ class W5500Emulator:
             self._ready_at = None
         return False
 
-    # ---- SPI frame (DS 2.2: offset, control byte, data; VDM ends with SCSn) ----------------
+    # ---- SPI frame (DS 2.2, p.13-14: offset, control byte, data; VDM ends with SCSn) -------
 
     def _cs_changed(self, v):
         if not v:
@@ -335,7 +335,13 @@ class W5500Emulator:
         pass
 
     def _clock(self, mosi, miso, n, fill):
-        # n bytes each way: MOSI from mosi (or `fill`), MISO into miso (if not None).
+        """Clock n bytes each way: MOSI from mosi (or `fill`), MISO into miso (if given).
+
+        DS 2.2 SPI Frame (p.13-14, ref 1): the first 3 bytes of a CS-low frame are the 16-bit
+        offset and the control byte (BSB[4:0] RWB OM[1:0]; OM must be 00, VDM), answered
+        with 01 02 03 on MISO; then data, the offset auto-incrementing. A frame may be split
+        over several calls (header in one, data in the next) as long as SCSn stays low.
+        """
         if not self._sel:
             self.err_unselected += n
             if miso is not None:
@@ -469,7 +475,7 @@ class W5500Emulator:
             out[done:done + k] = mv[base + off:base + off + k]
             done += k
 
-    # ---- common registers (DS 3.1) ---------------------------------------------------------
+    # ---- common registers (DS 4.1) ---------------------------------------------------------
 
     def _write_common(self, a, v):
         c = self.common
@@ -511,13 +517,13 @@ class W5500Emulator:
         return 0
 
     def _soft_reset(self):
-        # MR.RST: every register to its reset value; the bit clears itself (DS 3.1).
+        # MR.RST: every register to its reset value; the bit clears itself (DS 4.1 MR).
         self.soft_resets += 1
         busy = self.reset_busy_reads
         self._power_on()
         self._mr_busy = busy
 
-    # ---- socket registers (DS 3.2) ---------------------------------------------------------
+    # ---- socket registers (DS 4.2) ---------------------------------------------------------
 
     def _get16(self, n, a):
         s = self.sock[n]
@@ -582,7 +588,7 @@ class W5500Emulator:
         s[SN_IR] |= bits
 
     def _sir(self):
-        # SIR bit n: socket n has an interrupt pending (DS 3.1: follows Sn_IR).
+        # SIR bit n: socket n has an interrupt pending (DS 4.1 SIR: follows Sn_IR).
         out = 0
         for n in range(8):
             if self.sock[n][SN_IR] & self.sock[n][SN_IMR]:
@@ -596,7 +602,7 @@ class W5500Emulator:
             return 0
         return 1
 
-    # ---- commands (DS 3.2 Sn_CR; ref 3 "Command semantics") ------------------------------
+    # ---- commands (DS 4.2 Sn_CR; ref 3 "Command semantics") ------------------------------
 
     def _command(self, n, cmd):
         self.commands[cmd] = self.commands.get(cmd, 0) + 1
@@ -622,6 +628,11 @@ class W5500Emulator:
             self.err_bad_cmd += 1  # LISTEN, CONNECT, DISCON, SEND_MAC, ...: not MACRAW's
 
     def _open(self):
+        """OPEN (DS 4.2 Sn_CR): MACRAW only (Sn_MR P = 0100, socket 0), Sn_SR = 0x42.
+
+        Buffer sizes must be 0/1/2/4/8/16 KiB summing to at most 16 (DS 4.2 Sn_RXBUF_SIZE);
+        the ring pointers start at a seeded random value (the chip initializes them, ref 3).
+        """
         s = self.sock[0]
         if s[SN_MR] & 0x0F != MR_MACRAW:
             self.err_bad_cmd += 1  # TCP/UDP/IPRAW are not modelled: the socket stays closed
@@ -653,8 +664,11 @@ class W5500Emulator:
         self._held = None
 
     def _send(self):
-        # SEND: the bytes from TX_RD to TX_WR leave as one frame; TX_RD catches up and
-        # Sn_IR.SEND_OK is set (ref 4 "Transmit").
+        """SEND (DS 4.2 Sn_CR, Sn_TX_WR/Sn_TX_RD; ref 4 "Transmit").
+
+        The bytes from TX_RD to TX_WR leave as one frame; TX_RD catches up and Sn_IR.SEND_OK
+        is set. Without a link it never finishes (the ESP-IDF stall, inferred).
+        """
         s = self.sock[0]
         if s[SN_SR] != SR_MACRAW:
             self.err_bad_cmd += 1
@@ -703,8 +717,11 @@ class W5500Emulator:
             self.sent.append(frame)
 
     def _recv(self):
-        # RECV: RX_RD as written by the host becomes the chip's read pointer; RX_RSR is
-        # recomputed and the space before RX_RD is free again (ref 3).
+        """RECV (DS 4.2 Sn_CR, Sn_RX_RD, Sn_RX_RSR p.54-55; ref 3).
+
+        RX_RD as written by the host becomes the chip's read pointer; RX_RSR is recomputed
+        and the space before RX_RD is free again.
+        """
         s = self.sock[0]
         if s[SN_SR] != SR_MACRAW:
             self.err_bad_cmd += 1
@@ -727,7 +744,12 @@ class W5500Emulator:
         return self._rsr()
 
     def receive(self, frame):
-        """A frame (no FCS) arrives from the wire; True if it went into the RX ring."""
+        """A frame (no FCS) arrives from the wire; True if it went into the RX ring.
+
+        MACRAW receive (ref 4): [length incl. its 2 bytes, big-endian] + frame at RX_WR,
+        RX_WR advances, Sn_IR.RECV is set; MAC filter per DS 4.2 Sn_MR; a frame that does
+        not fit is dropped whole (inferred).
+        """
         s = self.sock[0]
         n = len(frame)
         if not self.phy_link or s[SN_SR] != SR_MACRAW or n > MAX_FRAME or n < 14:
@@ -736,7 +758,7 @@ class W5500Emulator:
         mr = s[SN_MR]
         dst = bytes(frame[0:6])
         multicast = dst[0] & 1
-        # MAC filter (DS 3.2 Sn_MR; ref 3 "MFEN"): MFEN keeps frames to SHAR plus broadcast
+        # MAC filter (DS 4.2 Sn_MR; ref 3 "MFEN"): MFEN keeps frames to SHAR plus broadcast
         # and multicast; BCASTB/MMB block those; MIP6B blocks IPv6. All or nothing: no
         # per-group multicast filter.
         if mr & MR_MFEN and not multicast and dst != bytes(self.common[SHAR:SHAR + 6]):

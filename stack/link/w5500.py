@@ -16,16 +16,19 @@
 # idle poll free, see below).
 #
 # SPI cost (what bounds a board at a given clock). A "transaction" is one CS-low frame: a
-# 3-byte header (16-bit offset, control byte) then data (DS p.13-14, ref 1). Steady state:
-# - send: 5 transactions, 19 bytes + the frame: read Sn_CR/Sn_IR/Sn_SR in one burst (the
-#   previous SEND finished?), clear SEND_OK, the frame (one burst; two if it crosses the
+# 3-byte header (16-bit offset, control byte) then data (DS p.13-14, ref 1). Steady state
+# (host_tests/test_w5500.py measures and asserts these):
+# - send: 5 transactions, 22 bytes + the frame: read Sn_CR/Sn_IR/Sn_SR in one burst (did the
+#   previous SEND finish?), clear SEND_OK, the frame (one burst; two if it crosses the
 #   ring's end), Sn_TX_WR, Sn_CR = SEND. TX_WR is ours (the chip never moves it), so it is
 #   cached, not read; TX_FSR is not read per frame because SEND_OK means TX_RD caught up with
 #   TX_WR: in MACRAW one SEND carries exactly one frame (ref 4), so the whole ring is free.
-# - receive: per batch (what one RX_RSR read showed, often one frame): RX_RSR twice (the
+# - receive: per batch (what one RX_RSR reading showed, often one frame): RX_RSR twice (the
 #   16-bit race, DS p.54-55), then per frame 1 transaction for a frame of up to 60 bytes
 #   (length header + 60 bytes, the shortest frame there is) or 2 for a longer one, then
-#   Sn_RX_RD and RECV and the Sn_CR check once for the whole batch. RX_RD is cached too.
+#   Sn_RX_RD, RECV and the Sn_CR check once for the whole batch (6 transactions and 28 bytes
+#   + the frame for one short frame; one Sn_CR read more after a SEND; with the INT pin two
+#   more: Sn_CR/Sn_IR/Sn_SR and clearing Sn_IR). RX_RD is cached too.
 # - idle poll: 0 transactions with the INT pin (INTn high = nothing pending), else 1 (RX_RSR
 #   read once: a torn read of a growing counter, MSB first, can only come out low, so a 0
 #   is safe to believe and only a non-zero value needs the second read).
@@ -53,7 +56,7 @@ _BLK_S0_REG = const(0x08)  # BSB 00001: socket 0 registers (socket n: 0x08 + 0x2
 _BLK_S0_TX = const(0x10)  # BSB 00010: socket 0 TX buffer
 _BLK_S0_RX = const(0x18)  # BSB 00011: socket 0 RX buffer
 
-# ---- common registers (DS 3.1, ref 2) ------------------------------------------------------
+# ---- common registers (DS 4.1 Common Registers; ref 2) -------------------------------------
 _MR = const(0x0000)  # mode: b7 RST (software reset, self-clearing)
 _SHAR = const(0x0009)  # source MAC, 6 bytes; the MACRAW MAC filter compares with it
 _SIMR = const(0x0018)  # bit n enables socket n's interrupt on INTn
@@ -66,7 +69,7 @@ _RTR_RESET = const(0x07D0)
 _VERSION = const(0x04)
 _PHY_LNK = const(0x01)
 
-# ---- socket registers (DS 3.2, ref 3) ------------------------------------------------------
+# ---- socket registers (DS 4.2 Socket Registers; ref 3) -------------------------------------
 _SN_MR = const(0x00)
 _SN_CR = const(0x01)
 _SN_IR = const(0x02)
@@ -179,7 +182,7 @@ class W5500:
             while not self.link_up() and port.ticks_diff(port.ticks_ms(), start) < wait_link_ms:
                 port.sleep_ms(10)
 
-    # ---- SPI transactions (DS 2.2, ref 1) ------------------------------------------------
+    # ---- SPI transactions (DS 2.2 SPI Frame, p.13-14; ref 1) -----------------------------
 
     def _read(self, block, addr, n):
         # n (<= 8) register bytes from addr: one transaction; the data is self._ans[3:3 + n].
@@ -272,7 +275,7 @@ class W5500:
             a = b
         return None
 
-    # ---- commands (DS 3.2 Sn_CR, ref 3 "Command semantics") -------------------------------
+    # ---- commands (DS 4.2 Sn_CR; ref 3 "Command semantics") -------------------------------
 
     def _wait_cr(self):
         # Sn_CR reads 0 once the chip has taken the command. Bounded: ESP-IDF, Zephyr and
@@ -385,7 +388,7 @@ class W5500:
         self._command(_CR_CLOSE)
         self._wait_cr()
 
-    # ---- link (PHY) status (DS 3.1 PHYCFGR, ref 5 "Link") -------------------------------
+    # ---- link (PHY) status (DS 4.1 PHYCFGR; ref 2, ref 5 "Link") ------------------------
 
     def link_up(self):
         """True when the PHY reports a link (PHYCFGR.LNK); one SPI transaction."""
