@@ -99,5 +99,5 @@ def main():
     print("stack_bytes_1tcb_1kib_rings %d" % base)
 
 
-if __name__ == "__main__" or sys.implementation.name == "micropython":
+if __name__ == "__main__" or (sys.implementation.name == "micropython" and "mem_per" in sys.argv[0]):
     main()

@@ -59,18 +59,21 @@ class RingBuffer:
         """Make n bytes written with write_at(0, ...) readable."""
         self.count += n
 
-    def copy_out(self, offset, dest, n):
-        """Copy n stored bytes starting offset bytes past head into dest (a memoryview)."""
+    def copy_out(self, offset, dest, n, at=0):
+        """Copy n stored bytes starting offset bytes past head into dest[at:at + n].
+
+        dest is a bytearray or memoryview; giving `at` instead of slicing dest saves a view.
+        """
         size = self.size
         start = self.head + offset
         if start >= size:
             start -= size
         first = size - start
         if first >= n:
-            dest[:n] = self.mv[start:start + n]
+            dest[at:at + n] = self.mv[start:start + n]
         else:
-            dest[:first] = self.mv[start:size]
-            dest[first:n] = self.mv[0:n - first]
+            dest[at:at + first] = self.mv[start:size]
+            dest[at + first:at + n] = self.mv[0:n - first]
 
     def consume(self, n):
         """Drop the n oldest bytes."""

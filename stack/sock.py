@@ -32,6 +32,18 @@ def _err(code):
     return OSError(code)
 
 
+# Readiness tests as module functions taking the TCB: no closure over send()'s locals (a
+# captured local becomes a heap cell on every call on MicroPython, even when unused).
+def _send_ready(tcb):
+    s = tcb.state
+    return tcb.ended or s == CLOSED or (s != SYN_SENT and s != SYN_RECEIVED
+                                         and tcb.tx.count < tcb.tx.size)
+
+
+def _recv_ready(tcb):
+    return tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended or tcb.state == CLOSED
+
+
 class Socket:
     def __init__(self, stack):
         self._stack = stack
@@ -149,6 +161,10 @@ class Socket:
         return bool(self.poll_flags() & (POLLOUT | POLLERR | POLLHUP))
 
     # ---- waiting -----------------------------------------------------------------------
+
+    def _wait_tcb(self, ready, tcb, err):
+        """_wait() for a readiness test of one TCB."""
+        self._wait(lambda: ready(tcb), err)
 
     def _wait(self, ready, err):
         """Poll the stack until ready() is true; raise err at once if non-blocking."""
@@ -297,8 +313,8 @@ class Socket:
         tcb = self._conn()
         if not len(data):
             return 0
-        if not self._send_ready(tcb):
-            self._wait(lambda: self._send_ready(tcb), port.EAGAIN)
+        if not _send_ready(tcb):
+            self._wait_tcb(_send_ready, tcb, port.EAGAIN)
         if tcb.ended:
             raise _err(tcb.ended)
         if self._wr_shut or tcb.fin_seq >= 0 or tcb.state == CLOSED:
@@ -306,12 +322,6 @@ class Socket:
         n = tcb.tx.write(data)
         tcb.output(self._stack.clock())
         return n
-
-    @staticmethod
-    def _send_ready(tcb):
-        s = tcb.state
-        return tcb.ended or s == CLOSED or (s != SYN_SENT and s != SYN_RECEIVED
-                                             and tcb.tx.count < tcb.tx.size)
 
     def sendall(self, data):
         mv = memoryview(data)
@@ -329,8 +339,8 @@ class Socket:
     def recv_into(self, buf, nbytes=0):
         """Read into buf; 0 means the peer closed (EOF). Raises ECONNRESET after an RST."""
         tcb = self._conn()
-        if not self._recv_ready(tcb):
-            self._wait(lambda: self._recv_ready(tcb), port.EAGAIN)
+        if not _recv_ready(tcb):
+            self._wait_tcb(_recv_ready, tcb, port.EAGAIN)
         got = tcb.rx.read_into(memoryview(buf)[:nbytes] if nbytes else buf)
         if got:
             if tcb.window_update_due():
@@ -340,10 +350,6 @@ class Socket:
         if tcb.ended:
             raise _err(tcb.ended)
         return 0  # EOF: FIN received, SHUT_RD, or closed without error
-
-    @staticmethod
-    def _recv_ready(tcb):
-        return tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended or tcb.state == CLOSED
 
     read = recv
     readinto = recv_into

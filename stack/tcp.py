@@ -672,7 +672,7 @@ class TCB:
         else:
             buf[t + 8] = buf[t + 9] = buf[t + 10] = buf[t + 11] = 0
         if n:
-            self.tx.copy_out(seq_rel - self.snd_una, st.txmv[t + hlen:], n)
+            self.tx.copy_out(seq_rel - self.snd_una, st.txbuf, n, t + hlen)
         if seq_rel < self.snd_max and (n or flags & (SYN | FIN)):
             st.stats.tcpRetransSegs += 1
         st.dispatch_tcp(self.rip_hi, self.rip_lo, hlen + n)

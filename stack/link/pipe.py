@@ -14,6 +14,7 @@ class PipeEnd:
         size = mtu + 14 if mac else mtu  # an Ethernet frame carries mtu bytes of IP
         self._size = size
         self._slots = [bytearray(size) for _ in range(depth)]
+        self._views = [memoryview(b) for b in self._slots]  # made once, sliced per frame
         self._lens = [0] * depth
         self._head = 0
         self._count = 0
@@ -45,7 +46,7 @@ class PipeEnd:
             return 0
         i = self._head
         n = self._lens[i]
-        buf[:n] = memoryview(self._slots[i])[:n]
+        buf[:n] = self._views[i][:n]
         self._head = i + 1 if i + 1 < len(self._slots) else 0
         self._count -= 1
         return n
