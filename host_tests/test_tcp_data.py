@@ -152,3 +152,41 @@ class TestEstablishedData:
         s.send(b"b")
         got = p.received()
         assert [g.data for g in got] == [b"a", b"b"], got
+
+
+class TestRecovery:
+    def test_established_newreno_partial_ack_resends_next_hole(self):
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        errno_of(s.connect, ("10.0.0.1", p.port))
+        p.expect([Seg(0x02, 0, wnd=WND, mss=MSS)])
+        p.send(Seg(0x12, 0, 1, mss=536))
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])
+        s.send(b"x" * 4000)
+        assert len(p.received()) == 4  # 1, 537, 1073, 1609
+        for _ in range(3):
+            p.send(Seg(ACK, 1, 1))  # segments 1 and 3 were lost
+        got = p.received()
+        assert [g.seq for g in got] == [1, 2145], got  # fast retransmit + one new
+        # A partial ACK (up to the second hole, below `recover`): resend that hole at once,
+        # still in recovery (RFC 6582 3.2 step 4).
+        p.send(Seg(ACK, 1, 1073))
+        got = p.received()
+        assert got and got[0].seq == 1073 and len(got[0].data) == 536, got
+        assert p.net.stats.tcpFastRetransmits == 1
+        p.send(Seg(ACK, 1, 2681))  # the full ACK: recovery ends
+        assert not p.net.tcbs[0].in_recovery
+
+
+def test_isn_is_keyed_by_four_tuple_and_advances_with_time():
+    # RFC 6528: ISN = M + F(4-tuple, secret); M ticks every 4 microseconds.
+    from stack import seq
+
+    p = Peer()
+    net = p.net
+    a = seq.to_int(*net.isn(1, 2, 1000, 80, 0))
+    b = seq.to_int(*net.isn(1, 2, 1001, 80, 0))
+    later = seq.to_int(*net.isn(1, 2, 1000, 80, 1000))
+    assert a != b  # another port, another offset
+    assert (later - a) & 0xFFFFFFFF == 250000  # 1000 ms of 4-us ticks
