@@ -269,11 +269,11 @@ class Agent:
             return "err timeout sent=%d got=%d" % (st["sent"], st["got"])
         return "ok " + "".join("%02x" % b for b in h.digest())
 
-    def cmd_sink(self, n, timeout_ms="300000"):
-        """Receive n bytes (Linux -> stack); answer their SHA-256."""
+    def cmd_sink(self, n, timeout_ms="300000", hashing="1"):
+        """Receive n bytes (Linux -> stack); answer their SHA-256 ('-' with hashing 0)."""
         n = int(n)
         s = self.sock
-        h = hashlib.sha256()
+        h = hashlib.sha256() if hashing == "1" else None
         st = [0]
 
         def step():
@@ -286,12 +286,15 @@ class Agent:
                     return False
                 if not k:
                     raise OSError(port.ECONNRESET)
-                h.update(memoryview(self.buf)[:k])
+                if h is not None:
+                    h.update(memoryview(self.buf)[:k])
                 st[0] += k
             return True
 
         if not self.until(step, int(timeout_ms)):
             return "err timeout got=%d" % st[0]
+        if h is None:
+            return "ok -"
         return "ok " + "".join("%02x" % b for b in h.digest())
 
     def cmd_source(self, n, timeout_ms="300000"):
