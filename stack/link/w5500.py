@@ -258,7 +258,8 @@ class W5500:
         if n <= first:
             self._burst(ctrl, off, mv)
         else:
-            mv = memoryview(mv)  # slices of a view copy nothing
+            if not isinstance(mv, memoryview):
+                mv = memoryview(mv)  # slices of a view copy nothing
             self._burst(ctrl, off, mv[:first])
             self._burst(ctrl, 0, mv[first:])
 
