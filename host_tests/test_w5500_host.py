@@ -158,6 +158,28 @@ def test_8mib_through_lossy_link_over_w5500():
         s.close()
 
 
+def test_8mib_each_way_under_micropython_over_w5500():
+    """The agent, the driver and the emulator all on the MicroPython unix port (not in
+    linux.SETUPS, to keep test time down; Setup() builds it from the name)."""
+    s = Setup("w5500-micropython")
+    try:
+        s.agent.cmd("listen 80")
+        lin = s.connect(80)
+        s.agent.cmd("accept")
+        n = 8 << 20
+        s.agent.proc.stdin.write("xfer %d\n" % n)
+        s.agent.proc.stdin.flush()
+        got = linux_xfer(lin, n)
+        assert s.agent._line(180) == "ok " + pattern_sha(n)
+        assert got == pattern_sha(n)
+        s.agent.cmd("close")
+        assert lin.recv(10) == b""
+        lin.close()
+        s.agent.cmd("wait_conns TIME-WAIT 5000")
+    finally:
+        s.close()
+
+
 def test_8mib_each_way_in_process_throughput_and_spi_cost(capsys):
     """Our stack on driver + emulator + veth in this process: integrity, Mbit/s, SPI/frame."""
     netns.require_root()
