@@ -24,23 +24,27 @@ while True:
 """
 
 
-def _mpremote(port, *args, timeout=60):
+def _mpremote(board, *args, timeout=60):
     tool = os.path.join(ROOT, ".venv", "bin", "mpremote")
     if not os.access(tool, os.X_OK):
         mp.missing("mpremote not in .venv (run `make .venv`)")
-    return subprocess.run([tool, "connect", port] + list(args), capture_output=True,
-                          text=True, timeout=timeout)
+    try:
+        return subprocess.run([tool, "connect", board.port] + list(args), capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("mpremote %s: no answer in %d s; board transcript:\n%s" % (
+            " ".join(args), timeout, board.text()[-3000:])) from None
 
 
 def test_mpremote_exec_fs_and_soft_reset():
     with VBoard() as board:
         with open(os.path.join(board.flash, "main.py"), "w") as f:
             f.write(MAIN)
-        out = _mpremote(board.port, "exec", "import sys; print(sys.implementation.name)")
+        out = _mpremote(board, "exec", "import sys; print(sys.implementation.name)")
         assert out.returncode == 0 and out.stdout.strip() == "micropython", out.stderr
         # The filesystem: the board's flash is the folder, paths relative to it.
         src = os.path.join(ROOT, "README.md")
-        out = _mpremote(board.port, "fs", "mkdir", ":lib", "+", "fs", "cp", src,
+        out = _mpremote(board, "fs", "mkdir", ":lib", "+", "fs", "cp", src,
                         ":lib/readme.txt", "+", "fs", "ls", ":lib", "+", "fs", "cat",
                         ":lib/readme.txt")
         assert out.returncode == 0, out.stderr
@@ -49,7 +53,7 @@ def test_mpremote_exec_fs_and_soft_reset():
         assert "readme.txt" in out.stdout and text.splitlines()[0] in out.stdout
         with open(os.path.join(board.flash, "lib", "readme.txt")) as f:
             assert f.read() == text
-        out = _mpremote(board.port, "fs", "rm", ":lib/readme.txt", "+", "fs", "ls", ":lib")
+        out = _mpremote(board, "fs", "rm", ":lib/readme.txt", "+", "fs", "ls", ":lib")
         assert out.returncode == 0, out.stderr
         assert not os.path.exists(os.path.join(board.flash, "lib", "readme.txt"))
         # mpremote soft-resets into the raw REPL for each session: the board restarted.

@@ -28,6 +28,9 @@
 #   "MPY: soft reboot" and starts it again: in the friendly REPL with boot.py and main.py,
 #   in the raw REPL (what mpremote does) with boot.py only and straight back into the raw
 #   REPL, as a board's pyexec does.
+# - Flow: output waits for a host that reads slowly (mpremote reads a pty one byte per call;
+#   dropping it there would lose the \x04 that ends a command), and is dropped while no
+#   program has the port open (as a board's USB serial drops it with no host attached).
 # - Output is the unix port's: print() ends lines with "\n" (a board sends "\r\n"); the
 #   REPL's own lines ("raw REPL; CTRL-B to exit\r\n", "soft reboot\r\n") match a board's.
 import argparse
@@ -82,6 +85,8 @@ _READ_NR = {"x86_64": 0, "aarch64": 63, "armv7l": 3, "i686": 3, "riscv64": 63}.g
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 _MAX_RESTARTS = 50  # soft resets in one board's life: a main.py that exits in a loop stops
 _TRANSCRIPT_MAX = 256 * 1024
+_OUTQ_HIGH = 64 * 1024  # queued output for the host above which micropython's output waits
+_OUTQ_MAX = 1024 * 1024
 
 
 class VBoard:
@@ -97,7 +102,7 @@ class VBoard:
         self.mode = "friendly"  # the REPL mode to come back to after a soft reset
         self.resets = 0
         self.sigint_deaths = 0
-        self.dropped = 0  # output bytes the host side had no room for (nobody reading)
+        self.dropped = 0  # output bytes dropped: no program had the port open
         self.transcript = bytearray()  # what went each way, for failing tests to show
         self.closed = False
         self._lock = threading.Lock()
@@ -109,15 +114,20 @@ class VBoard:
         self._heard_since_sigint = True
         self._hide_until_raw = False  # after a raw soft reset: hide the friendly banner
         self._hidden = bytearray()
-        # The serial port: the host opens the slave; we keep a slave fd open so the master
-        # never sees a hang-up between clients, and make it raw (no echo, no CR/LF mangling).
-        self._master, self._slave = pty.openpty()
-        tty.setraw(self._slave)
-        attrs = termios.tcgetattr(self._slave)
+        # The serial port: the host opens the slave. Made raw once (no echo, no CR/LF
+        # mangling; pyserial sets the same on open), then closed here: the master sees a
+        # hang-up while no program has the port open, and output is then dropped, as a
+        # board's USB serial drops it with no host attached. With a host attached, output
+        # waits for it (up to _OUTQ_MAX), and micropython waits while _OUTQ_HIGH is queued.
+        self._master, slave = pty.openpty()
+        tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
         attrs[3] &= ~termios.ECHO
-        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
         os.set_blocking(self._master, False)
-        self.port = os.ttyname(self._slave)
+        self.port = os.ttyname(slave)
+        os.close(slave)
+        self._outq = bytearray()
         self._start("friendly")
         self._thread = threading.Thread(target=self._relay, name="vboard", daemon=True)
         self._thread.start()
@@ -199,18 +209,38 @@ class VBoard:
         if len(self.transcript) > _TRANSCRIPT_MAX:
             del self.transcript[:len(self.transcript) - _TRANSCRIPT_MAX]
 
+    def _hung_up(self):
+        """True while no program has the port (the pty's slave) open."""
+        p = select.poll()
+        p.register(self._master, select.POLLIN)
+        for _, ev in p.poll(0):
+            if ev & select.POLLHUP:
+                return True
+        return False
+
     def _to_host(self, data):
         self._note(b"\n<<", data)
-        view = memoryview(data)
-        while len(view):
+        if self._hung_up():
+            self.dropped += len(data) + len(self._outq)
+            del self._outq[:]
+            return
+        self._outq += data
+        if len(self._outq) > _OUTQ_MAX:
+            self.dropped += len(self._outq) - _OUTQ_MAX
+            del self._outq[:len(self._outq) - _OUTQ_MAX]
+        self._flush_out()
+
+    def _flush_out(self):
+        while self._outq:
             try:
-                k = os.write(self._master, view)
+                k = os.write(self._master, self._outq)
             except BlockingIOError:
-                self.dropped += len(view)  # nobody reads the port: a board's USB drops too
-                return
+                return  # the host reads slowly: the rest waits
             except OSError:
+                self.dropped += len(self._outq)  # hung up meanwhile
+                del self._outq[:]
                 return
-            view = view[k:]
+            del self._outq[:k]
 
     def _to_board(self, data):
         if not data:
@@ -269,9 +299,17 @@ class VBoard:
             if proc is None:
                 time.sleep(0.05)
                 continue
-            fds = [self._master, self._stdout_r]
+            hup = self._hung_up()
+            if hup and self._outq:
+                self.dropped += len(self._outq)
+                del self._outq[:]
+            p = select.poll()
+            if len(self._outq) < _OUTQ_HIGH:
+                p.register(self._stdout_r, select.POLLIN)
+            if not hup:
+                p.register(self._master, select.POLLIN | (select.POLLOUT if self._outq else 0))
             try:
-                ready, _, _ = select.select(fds, [], [], 0.05)
+                events = dict(p.poll(50))
             except (OSError, ValueError):
                 if self.closed:
                     return
@@ -279,14 +317,17 @@ class VBoard:
             with self._lock:
                 if self.closed:
                     return
-                if self._master in ready:
+                ev = events.get(self._master, 0)
+                if ev & select.POLLOUT:
+                    self._flush_out()
+                if ev & select.POLLIN:
                     try:
                         data = os.read(self._master, 4096)
-                    except (BlockingIOError, OSError):
+                    except OSError:
                         data = b""
                     if data:
                         self._from_host(data)
-                if self._stdout_r in ready:
+                if events.get(self._stdout_r, 0):
                     try:
                         data = os.read(self._stdout_r, 4096)
                     except OSError:
@@ -312,7 +353,7 @@ class VBoard:
                     proc.kill()
                 proc.wait(5)
         self._thread.join(5)
-        for fd in (self._master, self._slave, self._stdin_w, self._stdout_r):
+        for fd in (self._master, self._stdin_w, self._stdout_r):
             try:
                 os.close(fd)
             except (OSError, TypeError):
