@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
 
 from stack import SHUT_WR, Stack, port
 from stack.link.lossy import Lossy
+from tools.links import make_link
 
 try:
     import hashlib
@@ -54,30 +55,6 @@ def pattern_block():
         x = (x * 1103515245 + 12345) & 0x7FFFFFFF
         out[i] = (x >> 16) & 0xFF
     return out
-
-
-def make_link(spec):
-    kind, _, rest = spec.partition(":")
-    name, _, netns = rest.partition("@")
-    if kind == "tun":
-        from stack.link.tun import Tun
-
-        return Tun(name, netns=netns or None)
-    if kind == "tap":
-        from stack.link.tap import Tap
-
-        return Tap(name, netns=netns or None)
-    if kind == "packet":
-        from stack.link.packet import Packet
-
-        return Packet(name)
-    if kind == "w5500emu":
-        # Our W5500 driver on the register-level emulator, bridged to AF_PACKET on IFACE.
-        from tools.w5500emu import EmulatedW5500Link
-
-        return EmulatedW5500Link(name)
-    raise ValueError("unknown link %r (tun:NAME, tap:NAME, packet:IFACE, w5500emu:IFACE)"
-                     % spec)
 
 
 def errname(code):

@@ -42,33 +42,10 @@ sys.path.insert(0, _repo_root())
 import asyncio  # noqa: E402
 
 from stack import Stack, aio, services, trace  # noqa: E402
+from links import make_link  # noqa: E402
 
 USAGE = ("usage: host.py LINK IP/PREFIX [--gateway GW] [--service echo|discard|chargen|http]"
          " [--port N] [--seconds N] [--trace]")
-
-
-def make_link(spec):
-    kind, _, rest = spec.partition(":")
-    name, _, netns = rest.partition("@")
-    if kind == "tun":
-        from stack.link.tun import Tun
-
-        return Tun(name, netns=netns or None)
-    if kind == "tap":
-        from stack.link.tap import Tap
-
-        return Tap(name, netns=netns or None)
-    if kind == "packet":
-        from stack.link.packet import Packet
-
-        return Packet(name)
-    if kind == "w5500emu":
-        # Our W5500 driver on the register-level emulator, bridged to AF_PACKET on IFACE.
-        from tools.w5500emu import EmulatedW5500Link
-
-        return EmulatedW5500Link(name)
-    raise ValueError("unknown link %r: use tun:NAME, tap:NAME, packet:IFACE or "
-                     "w5500emu:IFACE" % spec)
 
 
 def parse(argv):
