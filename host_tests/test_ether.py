@@ -39,6 +39,16 @@ class Wire:
         self.now = port.ticks_add(self.now, ms)
         self.net.poll()
 
+    def connect(self, ip, p=80):
+        """A non-blocking connect from the stack (its SYN may wait on ARP)."""
+        s = self.net.socket()
+        s.setblocking(False)
+        try:
+            s.connect((ip, p))
+        except OSError as e:
+            assert e.args[0] == port.EINPROGRESS, e
+        return s
+
 
 def arp_frame(op, sha, spa, tha, tpa, dst=BCAST):
     return (dst + sha + b"\x08\x06" + struct.pack(">HHBBH", 1, 0x0800, 6, 4, op) + sha + spa
@@ -88,12 +98,7 @@ def test_arp_request_for_us_gets_reply_and_others_do_not():
 def test_connect_waits_for_arp_then_sends_queued_syn():
     w = Wire()
     w.frames()
-    s = w.net.socket()
-    s.setblocking(False)
-    try:
-        s.connect(("10.0.0.1", 80))
-    except OSError as e:
-        assert e.args[0] == port.EINPROGRESS
+    s = w.connect("10.0.0.1")
     (req,) = w.frames()
     dst, op, sha, spa, tha, tpa = parse_arp(req)
     assert op == 1 and tpa == PEER_IP and dst == BCAST
@@ -107,22 +112,12 @@ def test_connect_waits_for_arp_then_sends_queued_syn():
 def test_off_link_goes_to_gateway_and_no_gateway_no_route():
     w = Wire(gateway="10.0.0.254")
     w.frames()
-    s = w.net.socket()
-    s.setblocking(False)
-    try:
-        s.connect(("192.0.2.7", 80))
-    except OSError:
-        pass
+    s = w.connect("192.0.2.7")
     (req,) = w.frames()
     assert parse_arp(req)[5] == GW_IP  # ARP for the gateway, not the destination
     w2 = Wire()
     w2.frames()
-    s2 = w2.net.socket()
-    s2.setblocking(False)
-    try:
-        s2.connect(("192.0.2.7", 80))
-    except OSError:
-        pass
+    s2 = w2.connect("192.0.2.7")
     assert w2.frames() == []
     assert w2.net.stats.ipOutNoRoutes == 1
 
@@ -130,12 +125,7 @@ def test_off_link_goes_to_gateway_and_no_gateway_no_route():
 def test_arp_retries_then_gives_up():
     w = Wire(syn_retries=1)
     w.frames()
-    s = w.net.socket()
-    s.setblocking(False)
-    try:
-        s.connect(("10.0.0.1", 80))
-    except OSError:
-        pass
+    s = w.connect("10.0.0.1")
     sent = w.frames()
     for _ in range(40):
         w.advance(100)
@@ -170,12 +160,7 @@ def test_icmp_port_unreachable_refuses_connect():
     w.frames()
     w.send(arp_frame(1, PEER_MAC, PEER_IP, b"\x00" * 6, OUR_IP))
     w.frames()
-    s = w.net.socket()
-    s.setblocking(False)
-    try:
-        s.connect(("10.0.0.1", 80))
-    except OSError:
-        pass
+    s = w.connect("10.0.0.1")
     (syn,) = w.frames()
     quoted = syn[14:14 + 28]  # IP header + first 8 bytes of the TCP header
     w.send(OUR_MAC + PEER_MAC + b"\x08\x00" + ip_packet(1, icmp_msg(3, 3, b"\x00" * 4, quoted)))
