@@ -97,24 +97,23 @@ def _check_invariants(net):
     estab = 0
     for t in net.tcbs:
         if not t.in_use:
-            assert t.state == CLOSED and t.rx.count == 0 and t.tx.count == 0
+            assert t.state == CLOSED and t.rx_count == 0 and t.tx_count == 0
             continue
         if t.state == ESTABLISHED or t.state == CLOSE_WAIT:
             estab += 1
-        assert 0 <= t.rx.count <= t.rx.size and 0 <= t.tx.count <= t.tx.size
+        assert 0 <= t.rx_count <= t.rx_size and 0 <= t.tx_count <= t.tx_size
         if t.state != CLOSED:
             assert t.snd_una <= t.snd_max and t.snd_nxt <= t.snd_max, (
                 t.snd_una, t.snd_nxt, t.snd_max)
             assert t.snd_una <= t.snd_nxt or t.snd_nxt == 0
             assert t.rcv_adv >= t.rcv_nxt or t.state < ESTABLISHED
-            assert t.snd_max - t.snd_una <= t.tx.count + 2  # in flight: data + SYN/FIN
+            assert t.snd_max - t.snd_una <= t.tx_count + 2  # in flight: data + SYN/FIN
         # Out-of-order ranges: sorted, disjoint, inside the free part of the ring.
-        a = t.asm
         last = 0
-        for i in range(a.used):
-            assert last < a.starts[i] < a.ends[i], (a.starts[:a.used], a.ends[:a.used])
-            last = a.ends[i]
-        assert last <= t.rx.size - t.rx.count
+        for start, end in t.rx_ranges():
+            assert last < start < end, t.rx_ranges()
+            last = end
+        assert last <= t.rx_size - t.rx_count
     assert net.stats.tcpCurrEstab == estab
     assert 0 <= net.tw.used <= net.tw.slots
 

@@ -106,7 +106,7 @@ def test_transfer_and_close_under_faults(mode, seed, ethernet):
     for net in (pair.a, pair.b):
         assert net.tw.used == 0
         for tcb in net.tcbs:
-            assert tcb.rx.count == 0 and tcb.tx.count == 0 and tcb.asm.used == 0
+            assert tcb.rx_count == 0 and tcb.tx_count == 0 and tcb.asm == 0
     moved = pair.a.stats.tcpRetransSegs + pair.b.stats.tcpRetransSegs
     assert moved > 0, "faults were injected, so something must have been retransmitted"
     faults = sum(l.dropped + l.corrupted + l.duplicated + l.reordered for l in pair.links)

@@ -89,7 +89,7 @@ def test_assembler_table():
         for s, e in adds:
             assert a.add(s, e)
         assert a.advance(adv) == extra, (adds, adv)
-        got = tuple((a.starts[i], a.ends[i]) for i in range(a.used))
+        got = a.ranges()
         assert got == left, (adds, got)
 
 
@@ -99,6 +99,39 @@ def test_assembler_full_refuses():
     assert not a.add(50, 60)
     assert a.add(20, 30)  # merging needs no new slot
     assert a.used == 1 and a.total() == 30
+
+
+def test_assembler_against_a_byte_model():
+    # Random ranges (a fixed LCG: the same run everywhere) against a set of held offsets.
+    x = 7
+    for _ in range(300):
+        a = Assembler(3)
+        held = set()  # offsets beyond rcv_nxt that are held
+        for _ in range(12):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            start = 1 + x % 60
+            end = start + 1 + (x >> 8) % 15
+            before = a.ranges()
+            if a.add(start, end):
+                held.update(range(start, end))
+            else:
+                assert len(before) == 3 and a.ranges() == before
+            if x & 0x300 == 0:
+                n = 1 + (x >> 12) % 20  # n in-order bytes arrive: rcv_nxt moves n
+                held = set(o - n for o in held if o - n >= 0)
+                k = 0  # held bytes now at rcv_nxt onwards are readable too
+                while k in held:
+                    k += 1
+                assert a.advance(n) == k
+                held = set(o - k for o in held if o >= k)
+            model = []
+            for o in sorted(held):
+                if model and model[-1][1] == o:
+                    model[-1][1] = o + 1
+                else:
+                    model.append([o, o + 1])
+            assert a.ranges() == tuple((s, e) for s, e in model), (a.ranges(), model)
+            assert a.total() == len(held)
 
 
 def test_checksum_kernels_agree():

@@ -33,7 +33,8 @@ from micropython import const
 from . import port as _port
 from .ringbuf import RingBuffer
 from .sock import POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_WR
-from .tcp import CLOSE_WAIT, ESTABLISHED, SYN_RECEIVED, SYN_SENT
+from .tcp import (CLOSE_WAIT, ENDED, ESTABLISHED, FIN_SEQ, IN_USE, RX_COUNT, STATE,
+                  SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
 
 BUSY_MS = const(5)  # longest sleep without a wake-up source while traffic is going on
 IDLE_MS = const(50)  # longest sleep without a wake-up source when all is quiet
@@ -250,8 +251,9 @@ class _Driver:
             return True
         for tcb in self.net.tcbs:
             # Unacknowledged data or a handshake: an answer is due soon.
-            if tcb.in_use and (tcb.tx.count or tcb.state == SYN_SENT
-                               or tcb.state == SYN_RECEIVED):
+            v = tcb.v
+            if v[IN_USE] and (v[TX_COUNT] or v[STATE] == SYN_SENT
+                              or v[STATE] == SYN_RECEIVED):
                 return True
         return False
 
@@ -368,16 +370,17 @@ class _Conn:
     def avail(self):
         """Bytes waiting in the receive ring."""
         tcb = self.sock._tcb
-        return tcb.rx.count if tcb is not None else 0
+        return tcb.v[RX_COUNT] if tcb is not None else 0
 
     def ring_room(self):
         """Bytes the send ring takes now; 0 when send() would not take any."""
         tcb = self.sock._tcb
-        if tcb is None or self.sock._wr_shut or tcb.fin_seq >= 0:
+        if tcb is None or self.sock._wr_shut:
             return 0
-        if tcb.state != ESTABLISHED and tcb.state != CLOSE_WAIT:
+        v = tcb.v
+        if v[FIN_SEQ] >= 0 or (v[STATE] != ESTABLISHED and v[STATE] != CLOSE_WAIT):
             return 0
-        return tcb.tx.free()
+        return v[TX_SIZE] - v[TX_COUNT]
 
     async def wait(self, write):
         """Sleep until the driver sees this socket ready to read (or write), or failing."""
@@ -586,8 +589,8 @@ class StreamWriter:
         if c.closing or c.after:
             raise OSError(_port.EPIPE)  # after close() or write_eof()
         tcb = c.sock._tcb
-        if tcb is not None and tcb.ended:
-            raise OSError(tcb.ended)  # reset or timed out: say so, not ENOBUFS
+        if tcb is not None and tcb.v[ENDED]:
+            raise OSError(tcb.v[ENDED])  # reset or timed out: say so, not ENOBUFS
 
     def write(self, data):
         c = self._c

@@ -81,7 +81,7 @@ def netstat(net, out=print):
             flags = " orphan"
         out(_ROW % (_addr(lhi, llo, tcb.lport), _addr(tcb.rip_hi, tcb.rip_lo, tcb.rport),
                     STATE_NAMES[state], una, nxt, rnxt, tcb.snd_wnd, tcb.rcv_adv - tcb.rcv_nxt,
-                    tcb.cwnd, tcb.rto_ms, tcb.tx.count, tcb.rx.count,
+                    tcb.cwnd, tcb.rto_ms, tcb.tx_count, tcb.rx_count,
                     (" ".join(timers) or "-") + flags))
     tw = net.tw
     for slot, rhi, rlo, lport, rport in tw.records():

@@ -8,7 +8,7 @@ from micropython import const
 
 from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg
 from .stats import Stats
-from .tcp import CLOSED, STATE_NAMES, TCB
+from .tcp import CLOSED, IN_USE, LPORT, RIP_HI, RIP_LO, RPORT, STATE, STATE_NAMES, TCB
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
@@ -107,7 +107,7 @@ class Stack:
             self.arpbuf = bytearray(ether.HEADER_LEN + arp.PACKET_LEN)
             # Every IPv4 frame we send has our MAC and type IPv4: written once, here.
             ether.write_header(self.txbuf, ether.BROADCAST, self.mac, ether.TYPE_IPV4)
-        self.tcbs = [TCB(self, i, rx_buf, tx_buf, config.ASSEMBLER_RANGES)
+        self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
         self.tw = TimeWaitTable(tw_slots)
         self.listeners = []  # listening sockets (few; a socket each, no TCB)
@@ -152,9 +152,9 @@ class Stack:
             self.after_input()
         best = None
         for tcb in self.tcbs:
-            if tcb.in_use:
+            if tcb.v[IN_USE]:
                 tcb.on_timer(now)
-                if tcb.in_use:
+                if tcb.v[IN_USE]:
                     tcb.output(now)
                     left = tcb.next_due_ms(now)
                     if left is not None and (best is None or left < best):
@@ -195,9 +195,10 @@ class Stack:
         for lst in self.listeners:
             out.append(("0.0.0.0", lst._lport, "0.0.0.0", 0, "LISTEN"))
         for tcb in self.tcbs:
-            if tcb.in_use and tcb.state != CLOSED:
-                out.append((local, tcb.lport, ipv4.ntoa(tcb.rip_hi, tcb.rip_lo), tcb.rport,
-                            STATE_NAMES[tcb.state]))
+            v = tcb.v
+            if v[IN_USE] and v[STATE] != CLOSED:
+                out.append((local, v[LPORT], ipv4.ntoa(v[RIP_HI], v[RIP_LO]), v[RPORT],
+                            STATE_NAMES[v[STATE]]))
         for slot, rhi, rlo, lport, rport in self.tw.records():
             out.append((local, lport, ipv4.ntoa(rhi, rlo), rport, "TIME-WAIT"))
         return out
@@ -205,7 +206,7 @@ class Stack:
     def free_tcb_count(self):
         n = 0
         for tcb in self.tcbs:
-            if not tcb.in_use:
+            if not tcb.v[IN_USE]:
                 n += 1
         return n
 
@@ -213,16 +214,16 @@ class Stack:
 
     def take_tcb(self):
         for tcb in self.tcbs:
-            if not tcb.in_use:
+            if not tcb.v[IN_USE]:
                 tcb.reset()
-                tcb.in_use = True
+                tcb.v[IN_USE] = True
                 return tcb
         self.stats.tcpTcbExhausted += 1
         return None
 
     def free_tcb(self, tcb):
         tcb.reset()
-        tcb.in_use = False
+        tcb.v[IN_USE] = False
 
     def isn(self, rip_hi, rip_lo, lport, rport, now):
         """RFC 6528: ISN = M + F(4-tuple, secret), M a 4-microsecond clock. (hi, lo)."""
@@ -247,7 +248,7 @@ class Stack:
             if lst._lport == lport:
                 return True
         for tcb in self.tcbs:
-            if tcb.in_use and tcb.lport == lport:
+            if tcb.v[IN_USE] and tcb.v[LPORT] == lport:
                 return True
         return False
 
@@ -391,8 +392,8 @@ class Stack:
             rhi = (buf[e + 16] << 8) | buf[e + 17]
             rlo = (buf[e + 18] << 8) | buf[e + 19]
             for tcb in self.tcbs:
-                if (tcb.in_use and tcb.lport == lport and tcb.rport == rport
-                        and tcb.rip_hi == rhi and tcb.rip_lo == rlo):
+                if (tcb.v[IN_USE] and tcb.v[LPORT] == lport and tcb.v[RPORT] == rport
+                        and tcb.v[RIP_HI] == rhi and tcb.v[RIP_LO] == rlo):
                     tcb.icmp_unreachable(buf[c + 1])
                     return
 
@@ -415,8 +416,8 @@ class Stack:
         """To the connection's TCB, its TIME-WAIT record, a listener, or an RST."""
         rhi, rlo, lport, rport = seg.rip_hi, seg.rip_lo, seg.dport, seg.sport
         for tcb in self.tcbs:
-            if (tcb.in_use and tcb.lport == lport and tcb.rport == rport
-                    and tcb.rip_hi == rhi and tcb.rip_lo == rlo and tcb.state != CLOSED):
+            if (tcb.v[IN_USE] and tcb.v[LPORT] == lport and tcb.v[RPORT] == rport
+                    and tcb.v[RIP_HI] == rhi and tcb.v[RIP_LO] == rlo and tcb.v[STATE] != CLOSED):
                 tcb.process(seg, now)
                 return
         slot = self.tw.find(rhi, rlo, lport, rport)

@@ -4,13 +4,68 @@
 # Allocated once; data is copied in and out with memoryview slices, never re-allocated.
 # `head` is where the oldest byte lives and `count` how many bytes are stored. The receive
 # side also writes out-of-order data *beyond* count (write_at); it becomes readable when the
-# gap before it fills and the owner calls commit().
+# gap before it fills and the owner adds it to count.
+#
+# The functions take the ring's memoryview and its head and count as plain arguments, so a
+# TCB keeps those two numbers in its packed fields (tcp.py) instead of paying for a ring
+# object per buffer. RingBuffer wraps them for code that wants an object (aio.py).
+
+
+def write_at(mv, head, count, offset, data):
+    """Copy data to offset bytes past the count stored bytes, without committing it.
+
+    Returns how many bytes fitted (data beyond the ring's free space is cut off).
+    """
+    size = len(mv)
+    room = size - count - offset
+    n = len(data)
+    if n > room:
+        n = room
+    if n <= 0:
+        return 0
+    start = head + count + offset
+    if start >= size:
+        start -= size
+    first = size - start
+    if first >= n and n == len(data):
+        mv[start:start + n] = data  # the common case: no view of data needed
+        return n
+    data = memoryview(data)  # slicing bytes would copy them; a view does not
+    if first >= n:
+        mv[start:start + n] = data[:n]
+    else:
+        mv[start:size] = data[:first]
+        mv[0:n - first] = data[first:n]
+    return n
+
+
+def copy_out(mv, head, offset, dest, n, at=0):
+    """Copy n stored bytes starting offset bytes past head into dest[at:at + n].
+
+    dest is a bytearray or memoryview; giving `at` instead of slicing dest saves a view.
+    """
+    size = len(mv)
+    start = head + offset
+    if start >= size:
+        start -= size
+    first = size - start
+    if first >= n:
+        dest[at:at + n] = mv[start:start + n]
+    else:
+        dest[at:at + first] = mv[start:size]
+        dest[at + first:at + n] = mv[0:n - first]
+
+
+def advance(head, n, size):
+    """The head after dropping the n oldest bytes."""
+    # No rewind to 0 when empty: out-of-order bytes may wait beyond count.
+    head += n
+    return head - size if head >= size else head
 
 
 class RingBuffer:
     def __init__(self, size):
-        self.buf = bytearray(size)
-        self.mv = memoryview(self.buf)
+        self.mv = memoryview(bytearray(size))
         self.size = size
         self.head = 0
         self.count = 0
@@ -24,63 +79,23 @@ class RingBuffer:
 
     def write(self, data):
         """Append as much of data as fits; return the number of bytes taken."""
-        n = self.write_at(0, data)
+        n = write_at(self.mv, self.head, self.count, 0, data)
         self.count += n
         return n
 
     def write_at(self, offset, data):
-        """Copy data to offset bytes past the stored bytes, without committing it.
-
-        Returns how many bytes fitted (data beyond the ring's free space is cut off).
-        """
-        size = self.size
-        room = size - self.count - offset
-        n = len(data)
-        if n > room:
-            n = room
-        if n <= 0:
-            return 0
-        start = self.head + self.count + offset
-        if start >= size:
-            start -= size
-        first = size - start
-        if first >= n and n == len(data):
-            self.mv[start:start + n] = data  # the common case: no view of data needed
-            return n
-        data = memoryview(data)  # slicing bytes would copy them; a view does not
-        if first >= n:
-            self.mv[start:start + n] = data[:n]
-        else:
-            self.mv[start:size] = data[:first]
-            self.mv[0:n - first] = data[first:n]
-        return n
+        return write_at(self.mv, self.head, self.count, offset, data)
 
     def commit(self, n):
         """Make n bytes written with write_at(0, ...) readable."""
         self.count += n
 
     def copy_out(self, offset, dest, n, at=0):
-        """Copy n stored bytes starting offset bytes past head into dest[at:at + n].
-
-        dest is a bytearray or memoryview; giving `at` instead of slicing dest saves a view.
-        """
-        size = self.size
-        start = self.head + offset
-        if start >= size:
-            start -= size
-        first = size - start
-        if first >= n:
-            dest[at:at + n] = self.mv[start:start + n]
-        else:
-            dest[at:at + first] = self.mv[start:size]
-            dest[at + first:at + n] = self.mv[0:n - first]
+        copy_out(self.mv, self.head, offset, dest, n, at)
 
     def consume(self, n):
         """Drop the n oldest bytes."""
-        # No rewind to 0 when empty: out-of-order bytes may wait beyond count.
-        self.head += n
-        if self.head >= self.size:
-            self.head -= self.size
+        self.head = advance(self.head, n, self.size)
         self.count -= n
 
     def read_into(self, dest):
@@ -89,6 +104,6 @@ class RingBuffer:
         if n > self.count:
             n = self.count
         if n:
-            self.copy_out(0, dest, n)
+            copy_out(self.mv, self.head, 0, dest, n)
             self.consume(n)
         return n

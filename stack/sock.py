@@ -9,8 +9,11 @@
 from micropython import const
 
 from . import ipv4, port
-from .tcp import (CLOSE_WAIT, CLOSED, ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, LAST_ACK,
-                  STATE_NAMES, SYN_RECEIVED, SYN_SENT)
+from .tcp import (ACK_NOW, CLOSE_WAIT, CLOSED, ENDED, ESTABLISHED, FIN2_AT, FIN_SEQ,
+                  FIN_WAIT_1, FIN_WAIT_2, IN_USE, KEEPALIVE, KEEPALIVE_AT, LAST_ACK, LPORT,
+                  NODELAY, ORPHAN, PARENT, RD_SHUT, RIP_HI, RIP_LO, RPORT, RX_COUNT, RX_FIN,
+                  STATE, STATE_NAMES, SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
+from .tcp import SO_ERROR as _SO_ERROR_FIELD  # SO_ERROR here is the socket option
 
 SHUT_RD = const(0)
 SHUT_WR = const(1)
@@ -35,13 +38,15 @@ def _err(code):
 # Readiness tests as module functions taking the TCB: no closure over send()'s locals (a
 # captured local becomes a heap cell on every call on MicroPython, even when unused).
 def _send_ready(tcb):
-    s = tcb.state
-    return tcb.ended or s == CLOSED or (s != SYN_SENT and s != SYN_RECEIVED
-                                         and tcb.tx.count < tcb.tx.size)
+    v = tcb.v
+    s = v[STATE]
+    return v[ENDED] or s == CLOSED or (s != SYN_SENT and s != SYN_RECEIVED
+                                         and v[TX_COUNT] < v[TX_SIZE])
 
 
 def _recv_ready(tcb):
-    return tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended or tcb.state == CLOSED
+    v = tcb.v
+    return v[RX_COUNT] or v[RX_FIN] or v[RD_SHUT] or v[ENDED] or v[STATE] == CLOSED
 
 
 class Socket:
@@ -85,15 +90,15 @@ class Socket:
         if level == IPPROTO_TCP and opt == TCP_NODELAY:
             self._nodelay = bool(value)
             if self._tcb:
-                self._tcb.nodelay = self._nodelay
+                self._tcb.v[NODELAY] = self._nodelay
         elif level == SOL_SOCKET and opt == SO_KEEPALIVE:
             if value and self._stack.cfg.keepalive_ms is None:
                 raise ValueError("keepalive needs Stack(keepalive_ms=...)")
             self._keepalive = bool(value)
             if self._tcb:
-                self._tcb.keepalive = self._keepalive
+                self._tcb.v[KEEPALIVE] = self._keepalive
                 if not value:
-                    self._tcb.keepalive_at = None
+                    self._tcb.v[KEEPALIVE_AT] = None
         else:
             raise _err(port.EOPNOTSUPP)
 
@@ -102,8 +107,8 @@ class Socket:
             tcb = self._tcb
             if tcb is None:
                 return 0
-            e = tcb.so_error
-            tcb.so_error = 0
+            e = tcb.v[_SO_ERROR_FIELD]
+            tcb.v[_SO_ERROR_FIELD] = 0
             return e
         if level == IPPROTO_TCP and opt == TCP_NODELAY:
             return int(self._nodelay)
@@ -117,8 +122,8 @@ class Socket:
         if self._listening:
             return "LISTEN"
         tcb = self._tcb
-        if tcb is not None and tcb.state != CLOSED:
-            return STATE_NAMES[tcb.state]
+        if tcb is not None and tcb.v[STATE] != CLOSED:
+            return STATE_NAMES[tcb.v[STATE]]
         if self._rip is not None and self._lport:
             st = self._stack
             rhi, rlo = ipv4.halves_of(ipv4.aton(self._rip[0]))
@@ -142,15 +147,17 @@ class Socket:
         tcb = self._tcb
         if tcb is None:
             return POLLHUP if self._closed else 0
+        v = tcb.v
         flags = 0
-        if tcb.rx.count or tcb.rx_fin or tcb.rd_shut or tcb.ended:
+        if v[RX_COUNT] or v[RX_FIN] or v[RD_SHUT] or v[ENDED]:
             flags |= POLLIN
-        s = tcb.state
-        if (s == ESTABLISHED or s == CLOSE_WAIT) and not self._wr_shut and tcb.tx.free():
+        s = v[STATE]
+        if ((s == ESTABLISHED or s == CLOSE_WAIT) and not self._wr_shut
+                and v[TX_COUNT] < v[TX_SIZE]):
             flags |= POLLOUT
-        if tcb.ended or tcb.so_error:
+        if v[ENDED] or v[_SO_ERROR_FIELD]:
             flags |= POLLERR
-        if tcb.ended or (tcb.rx_fin and (self._wr_shut or s == CLOSED)):
+        if v[ENDED] or (v[RX_FIN] and (self._wr_shut or s == CLOSED)):
             flags |= POLLHUP
         return flags
 
@@ -234,7 +241,7 @@ class Socket:
 
     def _accept_ready(self):
         for tcb in self._backlog:
-            if tcb.state != SYN_RECEIVED:
+            if tcb.v[STATE] != SYN_RECEIVED:
                 return tcb
         return None
 
@@ -244,7 +251,7 @@ class Socket:
         self._wait_for(lambda: self._accept_ready() is not None, port.EAGAIN)
         tcb = self._accept_ready()
         self._backlog.remove(tcb)
-        tcb.parent = None
+        tcb.v[PARENT] = None
         conn = Socket(self._stack)
         conn._attach(tcb, self._timeout_ms)
         return conn, conn._rip
@@ -255,11 +262,11 @@ class Socket:
 
     def _attach(self, tcb, timeout_ms):
         self._tcb = tcb
-        self._lport = tcb.lport
-        self._rip = (ipv4.ntoa(tcb.rip_hi, tcb.rip_lo), tcb.rport)
+        self._lport = tcb.v[LPORT]
+        self._rip = (ipv4.ntoa(tcb.v[RIP_HI], tcb.v[RIP_LO]), tcb.v[RPORT])
         self._timeout_ms = timeout_ms
-        tcb.nodelay = self._nodelay
-        tcb.keepalive = self._keepalive
+        tcb.v[NODELAY] = self._nodelay
+        tcb.v[KEEPALIVE] = self._keepalive
 
     # ---- active open -------------------------------------------------------------------
 
@@ -268,11 +275,11 @@ class Socket:
         st = self._stack
         tcb = self._tcb
         if tcb is not None:
-            if tcb.state == SYN_SENT or tcb.state == SYN_RECEIVED:
+            if tcb.v[STATE] == SYN_SENT or tcb.v[STATE] == SYN_RECEIVED:
                 if self._timeout_ms == 0:
                     raise _err(port.EALREADY)
-            elif tcb.ended:
-                raise _err(tcb.ended)
+            elif tcb.v[ENDED]:
+                raise _err(tcb.v[ENDED])
             else:
                 raise _err(port.EISCONN)
         else:
@@ -293,10 +300,10 @@ class Socket:
             self._lport = lport
             self._rip = (ip, p)
             tcb.open_active(rhi, rlo, lport, p, st.clock())
-        self._wait_for(lambda: tcb.state != SYN_SENT and tcb.state != SYN_RECEIVED,
+        self._wait_for(lambda: tcb.v[STATE] != SYN_SENT and tcb.v[STATE] != SYN_RECEIVED,
                        port.EINPROGRESS)
-        if tcb.ended:
-            raise _err(tcb.ended)
+        if tcb.v[ENDED]:
+            raise _err(tcb.v[ENDED])
 
     # ---- data --------------------------------------------------------------------------
 
@@ -315,11 +322,11 @@ class Socket:
             return 0
         if not _send_ready(tcb):
             self._wait_tcb(_send_ready, tcb, port.EAGAIN)
-        if tcb.ended:
-            raise _err(tcb.ended)
-        if self._wr_shut or tcb.fin_seq >= 0 or tcb.state == CLOSED:
+        if tcb.v[ENDED]:
+            raise _err(tcb.v[ENDED])
+        if self._wr_shut or tcb.v[FIN_SEQ] >= 0 or tcb.v[STATE] == CLOSED:
             raise _err(port.EPIPE)
-        n = tcb.tx.write(data)
+        n = tcb.write(data)
         tcb.output(self._stack.clock())
         return n
 
@@ -341,14 +348,14 @@ class Socket:
         tcb = self._conn()
         if not _recv_ready(tcb):
             self._wait_tcb(_recv_ready, tcb, port.EAGAIN)
-        got = tcb.rx.read_into(memoryview(buf)[:nbytes] if nbytes else buf)
+        got = tcb.read_into(memoryview(buf)[:nbytes] if nbytes else buf)
         if got:
             if tcb.window_update_due():
-                tcb.ack_now = True
+                tcb.v[ACK_NOW] = True
                 tcb.output(self._stack.clock())
             return got
-        if tcb.ended:
-            raise _err(tcb.ended)
+        if tcb.v[ENDED]:
+            raise _err(tcb.v[ENDED])
         return 0  # EOF: FIN received, SHUT_RD, or closed without error
 
     read = recv
@@ -360,12 +367,10 @@ class Socket:
         tcb = self._conn()
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
             raise _err(port.EINVAL)
-        if tcb.state == SYN_SENT or tcb.state == CLOSED and not tcb.ended:
+        if tcb.v[STATE] == SYN_SENT or tcb.v[STATE] == CLOSED and not tcb.v[ENDED]:
             raise _err(port.ENOTCONN)
         if how != SHUT_WR:
-            tcb.rd_shut = True
-            tcb.rx.consume(tcb.rx.count)
-            tcb.asm.clear()
+            tcb.discard_received()
         if how != SHUT_RD and not self._wr_shut:
             self._wr_shut = True
             tcb.close_send(self._stack.clock())
@@ -378,13 +383,13 @@ class Socket:
             return
         st = self._stack
         now = st.clock()
-        if (tcb.rx.count or tcb.asm.used) and tcb.synchronized():
+        if tcb.unread() and tcb.synchronized():
             st.stats.tcpRstsUnreadData += 1
             tcb.abort(now)
             return
         tcb.close_send(now)
-        if tcb.state == FIN_WAIT_2 and tcb.fin2_at is None:
-            tcb.fin2_at = port.ticks_add(now, st.cfg.fin_timeout_ms)
+        if tcb.v[STATE] == FIN_WAIT_2 and tcb.v[FIN2_AT] is None:
+            tcb.v[FIN2_AT] = port.ticks_add(now, st.cfg.fin_timeout_ms)
 
     def lingering_close(self, timeout_ms=2000):
         """Close a server's connection without losing the response it just wrote.
@@ -397,18 +402,16 @@ class Socket:
         """
         tcb = self._conn()
         now = self._stack.clock()
-        if not tcb.synchronized() or tcb.state == CLOSED:
+        if not tcb.synchronized() or tcb.v[STATE] == CLOSED:
             self.close()
             return
-        tcb.rd_shut = True  # discard unread and further data, keep the window open
-        tcb.rx.consume(tcb.rx.count)
-        tcb.asm.clear()
+        tcb.discard_received()  # unread and further data, keeping the window open
         tcb = self._release()
         if tcb is None:
             return
         tcb.close_send(now)
-        if tcb.in_use and tcb.state != CLOSED and not tcb.rx_fin:
-            tcb.fin2_at = port.ticks_add(now, timeout_ms)  # the orphan's deadline
+        if tcb.v[IN_USE] and tcb.v[STATE] != CLOSED and not tcb.v[RX_FIN]:
+            tcb.v[FIN2_AT] = port.ticks_add(now, timeout_ms)  # the orphan's deadline
 
     def abort(self):
         """Reset the connection now: RST to the peer, every buffer dropped."""
@@ -434,8 +437,8 @@ class Socket:
         if tcb is None:
             return None
         self._tcb = None
-        tcb.orphan = True
-        if tcb.state == CLOSED:
+        tcb.v[ORPHAN] = True
+        if tcb.v[STATE] == CLOSED:
             st.free_tcb(tcb)
             return None
         return tcb
@@ -449,6 +452,6 @@ class Socket:
         pending = self._backlog
         self._backlog = []
         for tcb in pending:
-            tcb.parent = None
-            tcb.orphan = True
+            tcb.v[PARENT] = None
+            tcb.v[ORPHAN] = True
             tcb.abort(now)

@@ -14,12 +14,19 @@
 # becomes an *orphan* and finishes the close alone) or keep it after the protocol reached
 # CLOSED (to read the last data, EOF or the error); it returns to the pool when both are done.
 # TIME-WAIT is never held in a TCB: the connection moves to the TIME-WAIT table.
+#
+# The fields of a TCB are packed into one list, `tcb.v`, indexed by the constants below
+# (`v[SND_UNA]` is RFC 9293's SND.UNA). On MicroPython every instance attribute costs a slot
+# in the instance's hash map, about 10 bytes each on a 32-bit board; 60 fields as attributes
+# made a TCB 870 bytes, the list makes it about 450 (one word per field). The two rings'
+# head and count and the out-of-order ranges (assembler.py, from ASM on) are fields too, so a
+# connection is one object, one list and its two buffers. Code in the stack indexes `v`
+# (a local `v = self.v` first: that is as fast as an attribute); at the REPL and in tests,
+# `tcb.snd_una` still reads a field (__getattr__ below), read-only.
 
 from micropython import const
 
-from . import port, seq
-from .assembler import Assembler
-from .ringbuf import RingBuffer
+from . import assembler, config, port, ringbuf, seq
 from .seq import FAR
 from .tcpseg import ACK, FIN, PSH, RST, SYN
 
@@ -40,6 +47,78 @@ STATE_NAMES = (
     "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT",
 )
 
+# ---- the fields of tcb.v ---------------------------------------------------------------
+STATE = const(0)
+IN_USE = const(1)
+ORPHAN = const(2)
+PARENT = const(3)
+RIP_HI = const(4)
+RIP_LO = const(5)
+LPORT = const(6)
+RPORT = const(7)
+SND_HI = const(8)
+SND_LO = const(9)
+RCV_HI = const(10)
+RCV_LO = const(11)
+SND_UNA = const(12)
+SND_NXT = const(13)
+SND_MAX = const(14)
+SND_WND = const(15)
+MAX_SND_WND = const(16)
+SND_WL1 = const(17)
+SND_WL2 = const(18)
+SND_MSS = const(19)
+FIN_SEQ = const(20)
+RCV_NXT = const(21)
+RCV_ADV = const(22)
+RX_FIN = const(23)
+RD_SHUT = const(24)
+RX_UNACKED = const(25)
+ACK_NOW = const(26)
+ENDED = const(27)
+SO_ERROR = const(28)
+REXMIT_AT = const(29)
+PERSIST_AT = const(30)
+ACK_AT = const(31)
+FIN2_AT = const(32)
+KEEPALIVE_AT = const(33)
+RETRIES = const(34)
+PERSIST_SHIFT = const(35)
+KEEPALIVE_SENT = const(36)
+RTO_MS = const(37)
+SRTT_MS = const(38)
+RTTVAR_MS = const(39)
+RTT_AT = const(40)
+RTT_SEQ = const(41)
+CWND = const(42)
+SSTHRESH = const(43)
+DUPACKS = const(44)
+RECOVER = const(45)
+IN_RECOVERY = const(46)
+NODELAY = const(47)
+KEEPALIVE = const(48)
+RX_HEAD = const(49)
+RX_COUNT = const(50)
+RX_SIZE = const(51)
+TX_HEAD = const(52)
+TX_COUNT = const(53)
+TX_SIZE = const(54)
+ASM = const(55)
+_ASM_SLOTS = config.ASSEMBLER_RANGES
+N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
+
+# Field names by index, for __getattr__ and debugging (STATE is "state").
+FIELDS = (
+    "state", "in_use", "orphan", "parent", "rip_hi", "rip_lo", "lport", "rport", "snd_hi",
+    "snd_lo", "rcv_hi", "rcv_lo", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "max_snd_wnd",
+    "snd_wl1", "snd_wl2", "snd_mss", "fin_seq", "rcv_nxt", "rcv_adv", "rx_fin", "rd_shut",
+    "rx_unacked", "ack_now", "ended", "so_error", "rexmit_at", "persist_at", "ack_at",
+    "fin2_at", "keepalive_at", "retries", "persist_shift", "keepalive_sent", "rto_ms",
+    "srtt_ms", "rttvar_ms", "rtt_at", "rtt_seq", "cwnd", "ssthresh", "dupacks", "recover",
+    "in_recovery", "nodelay", "keepalive", "rx_head", "rx_count", "rx_size", "tx_head",
+    "tx_count", "tx_size", "asm",
+)
+
 _DEFAULT_MSS = const(536)  # RFC 9293 3.7.1: assumed when the peer sends no MSS option
 _MAX_WND = const(65535)  # no window scaling
 
@@ -49,75 +128,92 @@ def _min(a, b):
 
 
 class TCB:
-    def __init__(self, stack, index, rx_size, tx_size, ranges):
+    def __init__(self, stack, index, rx_size, tx_size):
         self.stack = stack
         self.index = index
-        self.rx = RingBuffer(rx_size)
-        self.tx = RingBuffer(tx_size)
-        self.asm = Assembler(ranges)
-        self.in_use = False
+        self.v = v = [0] * N_FIELDS
+        # The rings' bytes (ringbuf.py): their head and count are fields.
+        self.rxb = memoryview(bytearray(rx_size))
+        self.txb = memoryview(bytearray(tx_size))
+        v[RX_SIZE] = rx_size
+        v[TX_SIZE] = tx_size
+        v[IN_USE] = False
         self.reset()
+
+    def __getattr__(self, name):
+        # Only for names that are not real attributes: the fields, read-only (see top).
+        try:
+            return self.v[FIELDS.index(name)]
+        except ValueError:
+            raise AttributeError(name) from None
+
+    def rx_ranges(self):
+        """The out-of-order ranges held, ((start, end), ...) from rcv_nxt (debugging)."""
+        v = self.v
+        return tuple((v[ASM + 1 + 2 * i], v[ASM + 2 + 2 * i]) for i in range(v[ASM]))
 
     def reset(self):
         """Fresh fields for a new connection (buffers are kept, just emptied)."""
-        self.state = CLOSED
-        self.orphan = False  # the application closed its socket: no one reads or writes
-        self.parent = None  # the listening socket, while in its backlog
-        self.rip_hi = self.rip_lo = 0
-        self.lport = self.rport = 0
+        v = self.v
+        v[STATE] = CLOSED
+        v[ORPHAN] = False  # the application closed its socket: no one reads or writes
+        v[PARENT] = None  # the listening socket, while in its backlog
+        v[RIP_HI] = v[RIP_LO] = 0
+        v[LPORT] = v[RPORT] = 0
         # Bases of the sequence offsets, as 16-bit halves of wire values (seq.py).
-        self.snd_hi = self.snd_lo = 0  # ISS, then moved by rebasing
-        self.rcv_hi = self.rcv_lo = 0  # IRS, then moved by rebasing
+        v[SND_HI] = v[SND_LO] = 0  # ISS, then moved by rebasing
+        v[RCV_HI] = v[RCV_LO] = 0  # IRS, then moved by rebasing
         # Send side. snd_una..snd_nxt is in flight; snd_max is the highest snd_nxt ever
         # (snd_nxt goes back to snd_una on a timeout). The send ring holds snd_una onwards:
         # an ACK of snd_una + n frees n bytes of it.
-        self.snd_una = self.snd_nxt = self.snd_max = 0
-        self.snd_wnd = 0
-        self.max_snd_wnd = 0
-        self.snd_wl1 = self.snd_wl2 = 0
-        self.snd_mss = _DEFAULT_MSS
-        self.fin_seq = -1  # sequence number of our FIN, -1 until the send side is closed
+        v[SND_UNA] = v[SND_NXT] = v[SND_MAX] = 0
+        v[SND_WND] = 0
+        v[MAX_SND_WND] = 0
+        v[SND_WL1] = v[SND_WL2] = 0
+        v[SND_MSS] = _DEFAULT_MSS
+        v[FIN_SEQ] = -1  # sequence number of our FIN, -1 until the send side is closed
         # Receive side. rcv_adv is the right edge of the window we last advertised.
-        self.rcv_nxt = 0
-        self.rcv_adv = 0
-        self.rx_fin = False  # the peer's FIN arrived (EOF after the ring drains)
-        self.rd_shut = False  # shutdown(SHUT_RD)
-        self.rx_unacked = 0  # bytes received since our last ACK (delayed ACK)
-        self.ack_now = False
+        v[RCV_NXT] = 0
+        v[RCV_ADV] = 0
+        v[RX_FIN] = False  # the peer's FIN arrived (EOF after the ring drains)
+        v[RD_SHUT] = False  # shutdown(SHUT_RD)
+        v[RX_UNACKED] = 0  # bytes received since our last ACK (delayed ACK)
+        v[ACK_NOW] = False
         # Errors: `ended` is sticky (recv/send keep raising it), so_error is read-and-clear.
-        self.ended = 0
-        self.so_error = 0
+        v[ENDED] = 0
+        v[SO_ERROR] = 0
         # Timers: deadlines in ticks, None = off.
-        self.rexmit_at = None
-        self.persist_at = None
-        self.ack_at = None
-        self.fin2_at = None
-        self.keepalive_at = None
-        self.retries = 0
-        self.persist_shift = 0
-        self.keepalive_sent = 0
+        v[REXMIT_AT] = None
+        v[PERSIST_AT] = None
+        v[ACK_AT] = None
+        v[FIN2_AT] = None
+        v[KEEPALIVE_AT] = None
+        v[RETRIES] = 0
+        v[PERSIST_SHIFT] = 0
+        v[KEEPALIVE_SENT] = 0
         cfg = self.stack.cfg
-        self.rto_ms = cfg.rto_initial_ms
-        self.srtt_ms = 0  # 0 = no sample yet
-        self.rttvar_ms = 0
-        self.rtt_at = None  # when the timed segment left (Karn: one at a time, not resent)
-        self.rtt_seq = 0
+        v[RTO_MS] = cfg.rto_initial_ms
+        v[SRTT_MS] = 0  # 0 = no sample yet
+        v[RTTVAR_MS] = 0
+        v[RTT_AT] = None  # when the timed segment left (Karn: one at a time, not resent)
+        v[RTT_SEQ] = 0
         # Congestion control (RFC 5681, NewReno RFC 6582).
-        self.cwnd = 0
-        self.ssthresh = _MAX_WND
-        self.dupacks = 0
-        self.recover = 0
-        self.in_recovery = False
-        self.nodelay = False
-        self.keepalive = cfg.keepalive_ms is not None
-        self.rx.clear()
-        self.tx.clear()
-        self.asm.clear()
+        v[CWND] = 0
+        v[SSTHRESH] = _MAX_WND
+        v[DUPACKS] = 0
+        v[RECOVER] = 0
+        v[IN_RECOVERY] = False
+        v[NODELAY] = False
+        v[KEEPALIVE] = cfg.keepalive_ms is not None
+        v[RX_HEAD] = v[RX_COUNT] = 0
+        v[TX_HEAD] = v[TX_COUNT] = 0
+        v[ASM] = 0  # out-of-order ranges in use (assembler.py)
 
     # ---- state -------------------------------------------------------------------------
 
     def _set_state(self, new):
-        old = self.state
+        v = self.v
+        old = v[STATE]
         if old == new:
             return
         st = self.stack
@@ -127,39 +223,42 @@ class TCB:
             st.stats.tcpCurrEstab -= 1
         elif is_estab and not was_estab:
             st.stats.tcpCurrEstab += 1
-        self.state = new
+        v[STATE] = new
         if st.log:
             st.log("tcp %d: %s => %s" % (self.index, STATE_NAMES[old], STATE_NAMES[new]))
 
     def synchronized(self):
-        return self.state >= ESTABLISHED
+        return self.v[STATE] >= ESTABLISHED
 
     def state_name(self):
-        return STATE_NAMES[self.state]
+        return STATE_NAMES[self.v[STATE]]
 
     # ---- opening -----------------------------------------------------------------------
 
     def _start(self, rip_hi, rip_lo, lport, rport, now):
+        v = self.v
         st = self.stack
-        self.rip_hi, self.rip_lo = rip_hi, rip_lo
-        self.lport, self.rport = lport, rport
-        self.snd_mss = _DEFAULT_MSS
-        self.cwnd = st.mss  # set again from the peer's MSS (RFC 5681 initial window below)
+        v[RIP_HI], v[RIP_LO] = rip_hi, rip_lo
+        v[LPORT], v[RPORT] = lport, rport
+        v[SND_MSS] = _DEFAULT_MSS
+        v[CWND] = st.mss  # set again from the peer's MSS (RFC 5681 initial window below)
 
     def open_active(self, rip_hi, rip_lo, lport, rport, now):
         """connect(): send SYN, enter SYN-SENT."""
+        v = self.v
         self._start(rip_hi, rip_lo, lport, rport, now)
-        self.snd_hi, self.snd_lo = self.stack.isn(rip_hi, rip_lo, lport, rport, now)
+        v[SND_HI], v[SND_LO] = self.stack.isn(rip_hi, rip_lo, lport, rport, now)
         self.stack.stats.tcpActiveOpens += 1
         self._set_state(SYN_SENT)
         self.output(now)
 
     def open_passive(self, seg, parent, iss, now):
         """A SYN reached a listener: enter SYN-RECEIVED and answer SYN,ACK."""
+        v = self.v
         buf, t = seg.buf, seg.t
         self._start(seg.rip_hi, seg.rip_lo, seg.dport, seg.sport, now)
-        self.parent = parent
-        self.snd_hi, self.snd_lo = iss
+        v[PARENT] = parent
+        v[SND_HI], v[SND_LO] = iss
         self._learn_irs(seg)
         self.stack.stats.tcpPassiveOpens += 1
         self._set_state(SYN_RECEIVED)
@@ -167,29 +266,65 @@ class TCB:
 
     def _learn_irs(self, seg):
         """The peer's SYN: IRS becomes the receive base, so the SYN is offset 0."""
+        v = self.v
         buf, t = seg.buf, seg.t
-        self.rcv_hi = (buf[t + 4] << 8) | buf[t + 5]
-        self.rcv_lo = (buf[t + 6] << 8) | buf[t + 7]
-        self.rcv_nxt = 1
-        self.rcv_adv = 1
-        self.snd_wnd = seg.wnd
-        self.max_snd_wnd = seg.wnd
-        self.snd_wl1 = 0
+        v[RCV_HI] = (buf[t + 4] << 8) | buf[t + 5]
+        v[RCV_LO] = (buf[t + 6] << 8) | buf[t + 7]
+        v[RCV_NXT] = 1
+        v[RCV_ADV] = 1
+        v[SND_WND] = seg.wnd
+        v[MAX_SND_WND] = seg.wnd
+        v[SND_WL1] = 0
         mss = seg.mss if seg.mss else _DEFAULT_MSS
-        self.snd_mss = _min(mss, self.stack.mss)
+        v[SND_MSS] = _min(mss, self.stack.mss)
         # RFC 5681 3.1 initial window: 2 to 4 segments by size.
-        m = self.snd_mss
-        self.cwnd = 4 * m if m <= 1095 else (3 * m if m <= 2190 else 2 * m)
+        m = v[SND_MSS]
+        v[CWND] = 4 * m if m <= 1095 else (3 * m if m <= 2190 else 2 * m)
+
+    # ---- the application's data (sock.py) ---------------------------------------------
+
+    def write(self, data):
+        """Append what fits of data to the send ring; return how many bytes were taken."""
+        v = self.v
+        n = ringbuf.write_at(self.txb, v[TX_HEAD], v[TX_COUNT], 0, data)
+        v[TX_COUNT] += n
+        return n
+
+    def read_into(self, dest):
+        """Move up to len(dest) received bytes into dest; return how many."""
+        v = self.v
+        n = len(dest)
+        if n > v[RX_COUNT]:
+            n = v[RX_COUNT]
+        if n:
+            ringbuf.copy_out(self.rxb, v[RX_HEAD], 0, dest, n)
+            v[RX_HEAD] = ringbuf.advance(v[RX_HEAD], n, v[RX_SIZE])
+            v[RX_COUNT] -= n
+        return n
+
+    def unread(self):
+        """Received bytes nobody read, in order or not (close() resets if any)."""
+        v = self.v
+        return v[RX_COUNT] or v[ASM]
+
+    def discard_received(self):
+        """SHUT_RD: drop what is unread; later data is acknowledged and dropped."""
+        v = self.v
+        v[RD_SHUT] = True
+        v[RX_HEAD] = ringbuf.advance(v[RX_HEAD], v[RX_COUNT], v[RX_SIZE])
+        v[RX_COUNT] = 0
+        v[ASM] = 0
 
     # ---- closing, from the application ------------------------------------------------
 
     def close_send(self, now):
         """No more data from the application: queue our FIN after what is in the ring."""
-        s = self.state
-        if s == SYN_SENT or (s == SYN_RECEIVED and self.parent is not None):
+        v = self.v
+        s = v[STATE]
+        if s == SYN_SENT or (s == SYN_RECEIVED and v[PARENT] is not None):
             self._drop(0)
             return
-        if self.fin_seq >= 0:
+        if v[FIN_SEQ] >= 0:
             return
         if s == ESTABLISHED or s == SYN_RECEIVED:
             self._set_state(FIN_WAIT_1)
@@ -197,47 +332,51 @@ class TCB:
             self._set_state(LAST_ACK)
         else:
             return
-        self.fin_seq = self.snd_una + self.tx.count
+        v[FIN_SEQ] = v[SND_UNA] + v[TX_COUNT]
         self.output(now)
 
     def abort(self, now):
         """RST now (RFC 9293 ABORT), discard everything."""
-        if self.state >= SYN_RECEIVED and self.state != TIME_WAIT:
+        v = self.v
+        if v[STATE] >= SYN_RECEIVED and v[STATE] != TIME_WAIT:
             self._send_rst(now)
-        if self.state == ESTABLISHED or self.state == CLOSE_WAIT:
+        if v[STATE] == ESTABLISHED or v[STATE] == CLOSE_WAIT:
             self.stack.stats.tcpEstabResets += 1
         self._drop(0)
 
     def _send_rst(self, now):
+        v = self.v
         # Linux's form (tcp_send_active_reset): <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>.
-        self._emit(RST | ACK, self.snd_nxt, 0)
+        self._emit(RST | ACK, v[SND_NXT], 0)
 
     def _drop(self, err):
         """To CLOSED: timers off, and the pool slot back if the application let go."""
+        v = self.v
         self._set_state(CLOSED)
         if err:
-            self.ended = err
-            self.so_error = err
-        self.rexmit_at = self.persist_at = self.ack_at = None
-        self.fin2_at = self.keepalive_at = None
-        self.ack_now = False
-        self.tx.clear()
-        parent = self.parent
+            v[ENDED] = err
+            v[SO_ERROR] = err
+        v[REXMIT_AT] = v[PERSIST_AT] = v[ACK_AT] = None
+        v[FIN2_AT] = v[KEEPALIVE_AT] = None
+        v[ACK_NOW] = False
+        v[TX_HEAD] = v[TX_COUNT] = 0
+        parent = v[PARENT]
         if parent is not None:
             # Reset or timed out before accept(): Linux drops it from the queue too.
             parent._forget(self)
-            self.parent = None
-            self.orphan = True
-        if self.orphan:
+            v[PARENT] = None
+            v[ORPHAN] = True
+        if v[ORPHAN]:
             self.stack.free_tcb(self)
 
     def _enter_time_wait(self, now):
         """Hand the connection to the TIME-WAIT table; the TCB is free for reuse."""
+        v = self.v
         self._set_state(TIME_WAIT)
         st = self.stack
-        shi, slo = seq.add_halves(self.snd_hi, self.snd_lo, self.snd_nxt)
-        rhi, rlo = seq.add_halves(self.rcv_hi, self.rcv_lo, self.rcv_nxt)
-        st.tw.add(self.rip_hi, self.rip_lo, self.lport, self.rport, shi, slo, rhi, rlo,
+        shi, slo = seq.add_halves(v[SND_HI], v[SND_LO], v[SND_NXT])
+        rhi, rlo = seq.add_halves(v[RCV_HI], v[RCV_LO], v[RCV_NXT])
+        st.tw.add(v[RIP_HI], v[RIP_LO], v[LPORT], v[RPORT], shi, slo, rhi, rlo,
                   self._rcv_window(), port.ticks_add(now, 2 * st.cfg.msl_ms), now, st.stats)
         # The application may still hold the socket to read; the protocol part is done.
         self._drop(0)
@@ -246,25 +385,26 @@ class TCB:
 
     def process(self, seg, now):
         """Handle one segment for this connection (RFC 9293 3.10.7)."""
+        v = self.v
         st = self.stack
-        state = self.state
+        state = v[STATE]
         if state == SYN_SENT:
             self._process_syn_sent(seg, now)
             return
         buf, t, flags = seg.buf, seg.t, seg.flags
-        sq = seq.from_wire(buf, t + 4, self.rcv_hi, self.rcv_lo)
+        sq = seq.from_wire(buf, t + 4, v[RCV_HI], v[RCV_LO])
         dlen = seg.dlen
         seg_len = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-        self.keepalive_sent = 0
-        if self.keepalive_at is not None:
-            self.keepalive_at = port.ticks_add(now, st.cfg.keepalive_ms)
+        v[KEEPALIVE_SENT] = 0
+        if v[KEEPALIVE_AT] is not None:
+            v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
 
         if state == SYN_RECEIVED and flags & SYN and sq == 0:
             if not flags & ACK:
                 # The peer's SYN again (our SYN,ACK was lost): answer it again.
-                self.snd_nxt = 0
+                v[SND_NXT] = 0
                 return
-            if self.parent is None and not dlen:
+            if v[PARENT] is None and not dlen:
                 # Simultaneous open: their SYN,ACK acknowledges our SYN. Its SYN was
                 # already counted, so take it as the ACK it carries (as Linux does).
                 flags &= ~SYN
@@ -272,10 +412,10 @@ class TCB:
                 seg_len = 0
 
         # First: is the segment in the window? (RFC 9293 3.10.7.4 table)
-        wnd = self.rcv_adv - self.rcv_nxt
+        wnd = v[RCV_ADV] - v[RCV_NXT]
         if wnd < 0:
             wnd = 0
-        rn = self.rcv_nxt
+        rn = v[RCV_NXT]
         if seg_len == 0:
             ok = sq == rn if wnd == 0 else rn <= sq < rn + wnd
         elif wnd == 0:
@@ -285,7 +425,7 @@ class TCB:
             ok = (rn <= sq < rn + wnd) or (rn <= sq + seg_len - 1 < rn + wnd)
         if not ok:
             if not flags & RST:
-                self.ack_now = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+                v[ACK_NOW] = True  # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
             st.stats.tcpDropped += 1
             return
 
@@ -307,38 +447,38 @@ class TCB:
         if not flags & ACK:
             st.stats.tcpDropped += 1
             return
-        ack = seq.from_wire(buf, t + 8, self.snd_hi, self.snd_lo)
+        ack = seq.from_wire(buf, t + 8, v[SND_HI], v[SND_LO])
         if state == SYN_RECEIVED:
-            if not (self.snd_una < ack <= self.snd_max):
+            if not (v[SND_UNA] < ack <= v[SND_MAX]):
                 # RFC 9293: <SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK here.
                 st.reply_rst(seg)
                 return
-            self.snd_una = ack
+            v[SND_UNA] = ack
             self._rtt_sample(ack, now)
-            self.rexmit_at = None
-            self.retries = 0
-            self.snd_wnd = seg.wnd
-            self.snd_wl1, self.snd_wl2 = sq, ack
+            v[REXMIT_AT] = None
+            v[RETRIES] = 0
+            v[SND_WND] = seg.wnd
+            v[SND_WL1], v[SND_WL2] = sq, ack
             self._set_state(ESTABLISHED)
-            if self.keepalive:
-                self.keepalive_at = port.ticks_add(now, st.cfg.keepalive_ms)
-            if self.parent is not None:
-                self.parent._ready(self)
+            if v[KEEPALIVE]:
+                v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
+            if v[PARENT] is not None:
+                v[PARENT]._ready(self)
         else:
             # RFC 5961 5.2: an ACK outside [SND.UNA - MAX.SND.WND, SND.MAX] is dropped.
-            if ack > self.snd_max or ack < self.snd_una - self.max_snd_wnd:
-                self.ack_now = True
+            if ack > v[SND_MAX] or ack < v[SND_UNA] - v[MAX_SND_WND]:
+                v[ACK_NOW] = True
                 st.stats.tcpDropped += 1
                 return
             self._process_ack(seg, sq, ack, now)
-            state = self.state
-            fin_acked = self.fin_seq >= 0 and self.snd_una > self.fin_seq
+            state = v[STATE]
+            fin_acked = v[FIN_SEQ] >= 0 and v[SND_UNA] > v[FIN_SEQ]
             if state == FIN_WAIT_1:
                 if fin_acked:
                     # Our FIN is acknowledged: FIN-WAIT-2. An orphan gets a deadline.
                     self._set_state(FIN_WAIT_2)
-                    if self.orphan and self.fin2_at is None:
-                        self.fin2_at = port.ticks_add(now, st.cfg.fin_timeout_ms)
+                    if v[ORPHAN] and v[FIN2_AT] is None:
+                        v[FIN2_AT] = port.ticks_add(now, st.cfg.fin_timeout_ms)
             elif state == CLOSING:
                 if fin_acked:
                     # Simultaneous close, both FINs acknowledged: TIME-WAIT.
@@ -351,9 +491,9 @@ class TCB:
                 return
 
         # Seventh: segment text (ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 only).
-        state = self.state
+        state = v[STATE]
         if dlen and (state == ESTABLISHED or state == FIN_WAIT_1 or state == FIN_WAIT_2):
-            if self.orphan and not self.rd_shut:
+            if v[ORPHAN] and not v[RD_SHUT]:
                 # Nobody will read this: RFC 1122 4.2.2.13, as Linux (TCPAbortOnData).
                 st.stats.tcpRstsDataAfterClose += 1
                 self.abort(now)
@@ -362,11 +502,11 @@ class TCB:
                 return  # out of order: any FIN waits for the retransmission
 
         # Eighth: FIN, once everything before it is in.
-        if flags & FIN and sq + dlen == self.rcv_nxt and not self.rx_fin:
-            self.rcv_nxt += 1
-            self.rx_fin = True
-            self.ack_now = True
-            self.fin2_at = None  # what an orphan's deadline waited for has come
+        if flags & FIN and sq + dlen == v[RCV_NXT] and not v[RX_FIN]:
+            v[RCV_NXT] += 1
+            v[RX_FIN] = True
+            v[ACK_NOW] = True
+            v[FIN2_AT] = None  # what an orphan's deadline waited for has come
             if state == ESTABLISHED:
                 # Passive close: CLOSE-WAIT; recv() gives EOF once the ring is read.
                 self._set_state(CLOSE_WAIT)
@@ -377,15 +517,16 @@ class TCB:
                 # Normal or three-way close: TIME-WAIT. The ACK leaves from TIME-WAIT,
                 # then the connection moves to the TIME-WAIT table.
                 self._set_state(TIME_WAIT)
-                self._emit(ACK, self.snd_nxt, 0)
+                self._emit(ACK, v[SND_NXT], 0)
                 self._enter_time_wait(now)
 
     def _process_syn_sent(self, seg, now):
+        v = self.v
         st = self.stack
         buf, t, flags = seg.buf, seg.t, seg.flags
         if flags & ACK:
-            ack = seq.from_wire(buf, t + 8, self.snd_hi, self.snd_lo)
-            if ack <= 0 or ack > self.snd_max:
+            ack = seq.from_wire(buf, t + 8, v[SND_HI], v[SND_LO])
+            if ack <= 0 or ack > v[SND_MAX]:
                 # Not for our SYN (an old connection?): <SEQ=SEG.ACK><CTL=RST>.
                 if not flags & RST:
                     st.reply_rst(seg)
@@ -402,28 +543,29 @@ class TCB:
             return
         self._learn_irs(seg)
         if flags & ACK:
-            self.snd_una = ack
-            if self.snd_nxt < ack:
-                self.snd_nxt = ack
+            v[SND_UNA] = ack
+            if v[SND_NXT] < ack:
+                v[SND_NXT] = ack
             self._rtt_sample(ack, now)
-            self.rexmit_at = None
-            self.retries = 0
-            self.snd_wl2 = ack
+            v[REXMIT_AT] = None
+            v[RETRIES] = 0
+            v[SND_WL2] = ack
             self._set_state(ESTABLISHED)
-            if self.keepalive:
-                self.keepalive_at = port.ticks_add(now, st.cfg.keepalive_ms)
-            self.ack_now = True
+            if v[KEEPALIVE]:
+                v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
+            v[ACK_NOW] = True
         else:
             # Simultaneous open: SYN-RECEIVED, and our SYN again with an ACK.
             self._set_state(SYN_RECEIVED)
-            self.snd_nxt = 0
-            self.rexmit_at = None
+            v[SND_NXT] = 0
+            v[REXMIT_AT] = None
 
     def _on_rst(self):
+        v = self.v
         st = self.stack
-        state = self.state
+        state = v[STATE]
         if state == SYN_RECEIVED:
-            if self.parent is not None:
+            if v[PARENT] is not None:
                 self._drop(0)  # back to LISTEN: the listener never saw it
             else:
                 st.stats.tcpAttemptFails += 1
@@ -443,351 +585,368 @@ class TCB:
         with ECONNREFUSED. Otherwise the error is only remembered (SO_ERROR), as Linux
         does: the connection may still recover.
         """
+        v = self.v
         st = self.stack
         if code == 2 or code == 3:
-            if self.state == SYN_SENT:
+            if v[STATE] == SYN_SENT:
                 st.stats.tcpAttemptFails += 1
                 self._drop(port.ECONNREFUSED)
                 return
-            self.so_error = port.ECONNREFUSED
+            v[SO_ERROR] = port.ECONNREFUSED
         else:
-            self.so_error = port.EHOSTUNREACH
+            v[SO_ERROR] = port.EHOSTUNREACH
 
     def _challenge_ack(self, now):
+        v = self.v
         if self.stack.challenge_ack_allowed(now):
-            self.ack_now = True
+            v[ACK_NOW] = True
 
     def _process_ack(self, seg, sq, ack, now):
+        v = self.v
         st = self.stack
-        mss = self.snd_mss
-        if ack > self.snd_una:
-            acked = ack - self.snd_una
+        mss = v[SND_MSS]
+        if ack > v[SND_UNA]:
+            acked = ack - v[SND_UNA]
             data = acked
-            if data > self.tx.count:
-                data = self.tx.count  # the rest acknowledges our FIN
-            self.tx.consume(data)
-            self.snd_una = ack
-            if self.snd_nxt < ack:
-                self.snd_nxt = ack
+            if data > v[TX_COUNT]:
+                data = v[TX_COUNT]  # the rest acknowledges our FIN
+            v[TX_HEAD] = ringbuf.advance(v[TX_HEAD], data, v[TX_SIZE])
+            v[TX_COUNT] -= data
+            v[SND_UNA] = ack
+            if v[SND_NXT] < ack:
+                v[SND_NXT] = ack
             self._rtt_sample(ack, now)
-            if self.retries:
-                self.retries = 0
+            if v[RETRIES]:
+                v[RETRIES] = 0
                 self._rto_from_srtt()
-            self.persist_shift = 0
+            v[PERSIST_SHIFT] = 0
             # Congestion control.
-            if self.in_recovery:
-                if ack >= self.recover:
+            if v[IN_RECOVERY]:
+                if ack >= v[RECOVER]:
                     # Full ACK: recovery ends with cwnd = ssthresh (RFC 6582 3.2 step 3).
-                    self.in_recovery = False
-                    self.cwnd = self.ssthresh
+                    v[IN_RECOVERY] = False
+                    v[CWND] = v[SSTHRESH]
                 else:
                     # Partial ACK: resend the next hole, deflate (RFC 6582 3.2 step 4).
                     self._retransmit_first(now)
-                    self.cwnd = self.cwnd - acked + mss if self.cwnd > acked else mss
-            elif self.cwnd < self.ssthresh:
-                self.cwnd += acked if acked < mss else mss  # slow start
+                    v[CWND] = v[CWND] - acked + mss if v[CWND] > acked else mss
+            elif v[CWND] < v[SSTHRESH]:
+                v[CWND] += acked if acked < mss else mss  # slow start
             else:
-                inc = mss * mss // self.cwnd
-                self.cwnd += inc if inc else 1  # congestion avoidance
-            self.dupacks = 0
+                inc = mss * mss // v[CWND]
+                v[CWND] += inc if inc else 1  # congestion avoidance
+            v[DUPACKS] = 0
             # Restart the retransmission timer while data is in flight (RFC 6298 5.3).
-            if self.snd_una >= self.snd_max:
-                self.rexmit_at = None
+            if v[SND_UNA] >= v[SND_MAX]:
+                v[REXMIT_AT] = None
             else:
-                self.rexmit_at = port.ticks_add(now, self.rto_ms)
-        elif (ack == self.snd_una and seg.dlen == 0 and not seg.flags & FIN
-              and seg.wnd == self.snd_wnd and self.snd_max > self.snd_una):
+                v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
+        elif (ack == v[SND_UNA] and seg.dlen == 0 and not seg.flags & FIN
+              and seg.wnd == v[SND_WND] and v[SND_MAX] > v[SND_UNA]):
             # A duplicate ACK (RFC 5681 2): three of them trigger fast retransmit.
-            self.dupacks += 1
-            if self.dupacks == 3 and not self.in_recovery:
-                flight = self.snd_max - self.snd_una
-                self.ssthresh = flight // 2 if flight // 2 > 2 * mss else 2 * mss
-                self.recover = self.snd_max
-                self.in_recovery = True
+            v[DUPACKS] += 1
+            if v[DUPACKS] == 3 and not v[IN_RECOVERY]:
+                flight = v[SND_MAX] - v[SND_UNA]
+                v[SSTHRESH] = flight // 2 if flight // 2 > 2 * mss else 2 * mss
+                v[RECOVER] = v[SND_MAX]
+                v[IN_RECOVERY] = True
                 st.stats.tcpFastRetransmits += 1
                 self._retransmit_first(now)
-                self.cwnd = self.ssthresh + 3 * mss
-            elif self.dupacks > 3 and self.in_recovery:
-                self.cwnd += mss  # each further dup ACK: a segment has left the network
+                v[CWND] = v[SSTHRESH] + 3 * mss
+            elif v[DUPACKS] > 3 and v[IN_RECOVERY]:
+                v[CWND] += mss  # each further dup ACK: a segment has left the network
         # Window update (RFC 9293: only from a newer segment, or a newer ACK of the same).
-        if self.snd_wl1 < sq or (self.snd_wl1 == sq and self.snd_wl2 <= ack):
-            opened = self.snd_wnd == 0 and seg.wnd > 0
-            self.snd_wnd = seg.wnd
-            self.snd_wl1 = sq
-            self.snd_wl2 = ack
-            if seg.wnd > self.max_snd_wnd:
-                self.max_snd_wnd = seg.wnd
+        if v[SND_WL1] < sq or (v[SND_WL1] == sq and v[SND_WL2] <= ack):
+            opened = v[SND_WND] == 0 and seg.wnd > 0
+            v[SND_WND] = seg.wnd
+            v[SND_WL1] = sq
+            v[SND_WL2] = ack
+            if seg.wnd > v[MAX_SND_WND]:
+                v[MAX_SND_WND] = seg.wnd
             if opened:
-                self.persist_at = None
-                self.persist_shift = 0
+                v[PERSIST_AT] = None
+                v[PERSIST_SHIFT] = 0
 
     def _receive_data(self, seg, sq, now):
         """Put the payload into the receive ring; return True if it was in order."""
+        v = self.v
         st = self.stack
-        skip = self.rcv_nxt - sq  # bytes we already have (a retransmission overlapping)
+        skip = v[RCV_NXT] - sq  # bytes we already have (a retransmission overlapping)
         if skip < 0:
             skip = 0
         n = seg.dlen - skip
         if n <= 0:
-            self.ack_now = True
+            v[ACK_NOW] = True
             return True
         start = seg.data + skip
         view = st.rxmv[start:start + n]
-        off = sq + skip - self.rcv_nxt
-        if self.rd_shut:
+        off = sq + skip - v[RCV_NXT]
+        if v[RD_SHUT]:
             # shutdown(SHUT_RD): accept and discard, so the window stays open.
             if off:
-                self.ack_now = True
+                v[ACK_NOW] = True
                 return False
-            self.rcv_nxt += n
-            self.rx_unacked += n
+            v[RCV_NXT] += n
+            v[RX_UNACKED] += n
             self._schedule_ack(now)
             return True
         if off:
             # Out of order: into the ring at its place, remembered by the assembler.
-            got = self.rx.write_at(off, view)
-            if got and self.asm.add(off, off + got):
+            got = ringbuf.write_at(self.rxb, v[RX_HEAD], v[RX_COUNT], off, view)
+            if got and assembler.add(v, ASM, _ASM_SLOTS, off, off + got):
                 st.stats.tcpOutOfOrderSegs += 1
             else:
                 st.stats.tcpOutOfOrderDrops += 1
-            self.ack_now = True  # a duplicate ACK tells the sender about the hole
+            v[ACK_NOW] = True  # a duplicate ACK tells the sender about the hole
             return False
-        got = self.rx.write_at(0, view)
-        self.rx.commit(got)
-        extra = self.asm.advance(got)
+        got = ringbuf.write_at(self.rxb, v[RX_HEAD], v[RX_COUNT], 0, view)
+        v[RX_COUNT] += got
+        extra = assembler.advance(v, ASM, got) if v[ASM] else 0
         if extra:
-            self.rx.commit(extra)
-            self.ack_now = True  # a hole was filled: ACK at once (RFC 5681 4.2)
-        self.rcv_nxt += got + extra
-        if self.asm.used:
-            self.ack_now = True
-        self.rx_unacked += got
+            v[RX_COUNT] += extra
+            v[ACK_NOW] = True  # a hole was filled: ACK at once (RFC 5681 4.2)
+        v[RCV_NXT] += got + extra
+        if v[ASM]:
+            v[ACK_NOW] = True
+        v[RX_UNACKED] += got
         self._schedule_ack(now)
         return got == n
 
     def _schedule_ack(self, now):
+        v = self.v
         # Delayed ACK: at least every second full-sized segment, at most ack_delay_ms late.
-        if self.rx_unacked >= 2 * self.stack.mss:
-            self.ack_now = True
-        elif self.ack_at is None:
-            self.ack_at = port.ticks_add(now, self.stack.cfg.ack_delay_ms)
+        if v[RX_UNACKED] >= 2 * self.stack.mss:
+            v[ACK_NOW] = True
+        elif v[ACK_AT] is None:
+            v[ACK_AT] = port.ticks_add(now, self.stack.cfg.ack_delay_ms)
 
     # ---- rebasing (seq.py) -------------------------------------------------------------
 
     def _rebase_snd(self):
+        v = self.v
         r = seq.REBASE_AT
-        self.snd_hi, self.snd_lo = seq.add_halves(self.snd_hi, self.snd_lo, r)
-        self.snd_una -= r
-        self.snd_nxt -= r
-        self.snd_max -= r
-        self.snd_wl2 -= r
-        self.rtt_seq -= r
-        self.recover -= r
-        if self.fin_seq >= 0:
-            self.fin_seq -= r
+        v[SND_HI], v[SND_LO] = seq.add_halves(v[SND_HI], v[SND_LO], r)
+        v[SND_UNA] -= r
+        v[SND_NXT] -= r
+        v[SND_MAX] -= r
+        v[SND_WL2] -= r
+        v[RTT_SEQ] -= r
+        v[RECOVER] -= r
+        if v[FIN_SEQ] >= 0:
+            v[FIN_SEQ] -= r
 
     def _rebase_rcv(self):
+        v = self.v
         r = seq.REBASE_AT
-        self.rcv_hi, self.rcv_lo = seq.add_halves(self.rcv_hi, self.rcv_lo, r)
-        self.rcv_nxt -= r
-        self.rcv_adv -= r
-        self.snd_wl1 -= r
+        v[RCV_HI], v[RCV_LO] = seq.add_halves(v[RCV_HI], v[RCV_LO], r)
+        v[RCV_NXT] -= r
+        v[RCV_ADV] -= r
+        v[SND_WL1] -= r
 
     # ---- RTT and RTO (RFC 6298) --------------------------------------------------------
 
     def _rtt_sample(self, ack, now):
-        if self.rtt_at is None or ack <= self.rtt_seq:
+        v = self.v
+        if v[RTT_AT] is None or ack <= v[RTT_SEQ]:
             return
-        r = port.ticks_diff(now, self.rtt_at)
-        self.rtt_at = None
+        r = port.ticks_diff(now, v[RTT_AT])
+        v[RTT_AT] = None
         if r < 1:
             r = 1
-        if not self.srtt_ms:
-            self.srtt_ms = r
-            self.rttvar_ms = r // 2
+        if not v[SRTT_MS]:
+            v[SRTT_MS] = r
+            v[RTTVAR_MS] = r // 2
         else:
-            d = self.srtt_ms - r
+            d = v[SRTT_MS] - r
             if d < 0:
                 d = -d
-            self.rttvar_ms = (3 * self.rttvar_ms + d) // 4
-            self.srtt_ms = (7 * self.srtt_ms + r) // 8
+            v[RTTVAR_MS] = (3 * v[RTTVAR_MS] + d) // 4
+            v[SRTT_MS] = (7 * v[SRTT_MS] + r) // 8
         self._rto_from_srtt()
 
     def _rto_from_srtt(self):
+        v = self.v
         cfg = self.stack.cfg
-        if not self.srtt_ms:
-            self.rto_ms = cfg.rto_initial_ms
+        if not v[SRTT_MS]:
+            v[RTO_MS] = cfg.rto_initial_ms
             return
-        k = 4 * self.rttvar_ms
-        rto = self.srtt_ms + (k if k > 1 else 1)
+        k = 4 * v[RTTVAR_MS]
+        rto = v[SRTT_MS] + (k if k > 1 else 1)
         if rto < cfg.rto_min_ms:
             rto = cfg.rto_min_ms
         elif rto > cfg.rto_max_ms:
             rto = cfg.rto_max_ms
-        self.rto_ms = rto
+        v[RTO_MS] = rto
 
     # ---- output ------------------------------------------------------------------------
 
     def _rcv_window(self):
         """The window to advertise, with receiver SWS avoidance (RFC 1122 4.2.3.3)."""
-        free = self.rx.size - self.rx.count
+        v = self.v
+        free = v[RX_SIZE] - v[RX_COUNT]
         if free > _MAX_WND:
             free = _MAX_WND
-        edge = self.rcv_nxt + free
-        step = self.rx.size // 2
+        edge = v[RCV_NXT] + free
+        step = v[RX_SIZE] // 2
         if step > self.stack.mss:
             step = self.stack.mss
-        if edge < self.rcv_adv + step and self.rcv_adv > self.rcv_nxt:
-            return self.rcv_adv - self.rcv_nxt  # keep the old right edge
-        if edge > self.rcv_adv:
-            self.rcv_adv = edge
-        return self.rcv_adv - self.rcv_nxt
+        if edge < v[RCV_ADV] + step and v[RCV_ADV] > v[RCV_NXT]:
+            return v[RCV_ADV] - v[RCV_NXT]  # keep the old right edge
+        if edge > v[RCV_ADV]:
+            v[RCV_ADV] = edge
+        return v[RCV_ADV] - v[RCV_NXT]
 
     def window_update_due(self):
         """After the application read: is the new window worth an ACK of its own?"""
-        if not self.synchronized() or self.rx_fin:
+        v = self.v
+        if not self.synchronized() or v[RX_FIN]:
             return False
-        adv = self.rcv_adv - self.rcv_nxt
-        free = self.rx.size - self.rx.count
-        step = self.rx.size // 2
+        adv = v[RCV_ADV] - v[RCV_NXT]
+        free = v[RX_SIZE] - v[RX_COUNT]
+        step = v[RX_SIZE] // 2
         if step > self.stack.mss:
             step = self.stack.mss
         return adv < step <= free - adv
 
     def _emit(self, flags, seq_rel, n, mss=False):
         """Build and send one segment; n payload bytes come from the send ring."""
+        v = self.v
         st = self.stack
         buf = st.txbuf
         ip = st.ip_off
         t = ip + 20
         # An RST advertises no window: nothing more will be received.
         wnd = 0 if flags & RST else self._rcv_window()
-        hlen = st.write_tcp_header(t, self.lport, self.rport, flags, wnd, mss)
-        seq.to_wire(buf, t + 4, self.snd_hi, self.snd_lo, seq_rel)
+        hlen = st.write_tcp_header(t, v[LPORT], v[RPORT], flags, wnd, mss)
+        seq.to_wire(buf, t + 4, v[SND_HI], v[SND_LO], seq_rel)
         if flags & ACK:
-            seq.to_wire(buf, t + 8, self.rcv_hi, self.rcv_lo, self.rcv_nxt)
-            self.ack_now = False
-            self.ack_at = None
-            self.rx_unacked = 0
+            seq.to_wire(buf, t + 8, v[RCV_HI], v[RCV_LO], v[RCV_NXT])
+            v[ACK_NOW] = False
+            v[ACK_AT] = None
+            v[RX_UNACKED] = 0
         else:
             buf[t + 8] = buf[t + 9] = buf[t + 10] = buf[t + 11] = 0
         if n:
-            self.tx.copy_out(seq_rel - self.snd_una, st.txbuf, n, t + hlen)
-        if seq_rel < self.snd_max and (n or flags & (SYN | FIN)):
+            ringbuf.copy_out(self.txb, v[TX_HEAD], seq_rel - v[SND_UNA], buf, n, t + hlen)
+        if seq_rel < v[SND_MAX] and (n or flags & (SYN | FIN)):
             st.stats.tcpRetransSegs += 1
-        st.dispatch_tcp(self.rip_hi, self.rip_lo, hlen + n)
+        st.dispatch_tcp(v[RIP_HI], v[RIP_LO], hlen + n)
 
     def _retransmit_first(self, now):
         """Resend the oldest unacknowledged segment (fast retransmit, partial ACK)."""
-        n = self.tx.count
-        if n > self.snd_mss:
-            n = self.snd_mss
-        fin = self.fin_seq >= 0 and self.snd_una + n == self.fin_seq
+        v = self.v
+        n = v[TX_COUNT]
+        if n > v[SND_MSS]:
+            n = v[SND_MSS]
+        fin = v[FIN_SEQ] >= 0 and v[SND_UNA] + n == v[FIN_SEQ]
         if n == 0 and not fin:
             return
-        self.rtt_at = None  # Karn: never time a retransmitted segment
-        self._emit(ACK | (FIN if fin else 0), self.snd_una, n)
-        self.rexmit_at = port.ticks_add(now, self.rto_ms)
+        v[RTT_AT] = None  # Karn: never time a retransmitted segment
+        self._emit(ACK | (FIN if fin else 0), v[SND_UNA], n)
+        v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
 
     def output(self, now):
         """Send what is due: SYN, data within the windows (Nagle), FIN, or a bare ACK."""
-        state = self.state
+        v = self.v
+        state = v[STATE]
         if state == CLOSED or state == LISTEN or state == TIME_WAIT:
             return
         # Offsets near 2**27 move their base (seq.py); done here, where no caller holds
         # an offset in a local variable.
-        if self.snd_una >= seq.REBASE_AT:
+        if v[SND_UNA] >= seq.REBASE_AT:
             self._rebase_snd()
-        if self.rcv_nxt >= seq.REBASE_AT:
+        if v[RCV_NXT] >= seq.REBASE_AT:
             self._rebase_rcv()
         if state == SYN_SENT or state == SYN_RECEIVED:
-            if self.snd_nxt == 0:
+            if v[SND_NXT] == 0:
                 self._emit(SYN if state == SYN_SENT else SYN | ACK, 0, 0, True)
-                self.snd_nxt = 1
-                if self.snd_max < 1:
-                    self.snd_max = 1
-                if self.retries == 0:
-                    self.rtt_at = now
-                    self.rtt_seq = 0
-                if self.rexmit_at is None:
-                    self.rexmit_at = port.ticks_add(now, self.rto_ms)
+                v[SND_NXT] = 1
+                if v[SND_MAX] < 1:
+                    v[SND_MAX] = 1
+                if v[RETRIES] == 0:
+                    v[RTT_AT] = now
+                    v[RTT_SEQ] = 0
+                if v[REXMIT_AT] is None:
+                    v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
             return
         sent = False
-        tx_count = self.tx.count
-        mss = self.snd_mss
+        tx_count = v[TX_COUNT]
+        mss = v[SND_MSS]
         while True:
-            una = self.snd_una
-            nxt = self.snd_nxt
+            una = v[SND_UNA]
+            nxt = v[SND_NXT]
             avail = tx_count - (nxt - una)
             if avail < 0:
                 avail = 0
-            wnd = self.snd_wnd if self.snd_wnd < self.cwnd else self.cwnd
+            wnd = v[SND_WND] if v[SND_WND] < v[CWND] else v[CWND]
             usable = una + wnd - nxt
             n = avail if avail < mss else mss
             if n > usable:
                 n = usable if usable > 0 else 0
-            fin = self.fin_seq >= 0 and nxt + n == self.fin_seq
+            fin = v[FIN_SEQ] >= 0 and nxt + n == v[FIN_SEQ]
             if n == 0 and not fin:
                 break
             if n and n < mss and not fin:
                 if n < avail:
                     # Window-limited: sender SWS avoidance (RFC 1122 4.2.3.4).
-                    if n < self.max_snd_wnd // 2:
+                    if n < v[MAX_SND_WND] // 2:
                         break
-                elif nxt != una and not self.nodelay:
+                elif nxt != una and not v[NODELAY]:
                     break  # Nagle: one small segment in flight at a time
             self._emit(ACK | (PSH if n and n == avail else 0) | (FIN if fin else 0), nxt, n)
-            if self.rtt_at is None and nxt == self.snd_max and n:
-                self.rtt_at = now
-                self.rtt_seq = nxt
+            if v[RTT_AT] is None and nxt == v[SND_MAX] and n:
+                v[RTT_AT] = now
+                v[RTT_SEQ] = nxt
             nxt += n + (1 if fin else 0)
-            self.snd_nxt = nxt
-            if nxt > self.snd_max:
-                self.snd_max = nxt
-            if self.rexmit_at is None:
-                self.rexmit_at = port.ticks_add(now, self.rto_ms)
+            v[SND_NXT] = nxt
+            if nxt > v[SND_MAX]:
+                v[SND_MAX] = nxt
+            if v[REXMIT_AT] is None:
+                v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
             sent = True
-        if not sent and self.ack_now:
-            self._emit(ACK, self.snd_nxt, 0)
+        if not sent and v[ACK_NOW]:
+            self._emit(ACK, v[SND_NXT], 0)
         # Zero window with data waiting and nothing in flight: persist (RFC 9293 3.8.6.1).
-        if (self.snd_wnd == 0 and tx_count > self.snd_nxt - self.snd_una
-                and self.snd_nxt == self.snd_una and self.rexmit_at is None
-                and self.persist_at is None):
-            self.persist_at = port.ticks_add(now, self.rto_ms)
+        if (v[SND_WND] == 0 and tx_count > v[SND_NXT] - v[SND_UNA]
+                and v[SND_NXT] == v[SND_UNA] and v[REXMIT_AT] is None
+                and v[PERSIST_AT] is None):
+            v[PERSIST_AT] = port.ticks_add(now, v[RTO_MS])
 
     # ---- timers ------------------------------------------------------------------------
 
     def on_timer(self, now):
         """Run every timer that is due. Deadlines are compared with ticks_diff only."""
+        v = self.v
         diff = port.ticks_diff
-        if self.rexmit_at is not None and diff(now, self.rexmit_at) >= 0:
+        if v[REXMIT_AT] is not None and diff(now, v[REXMIT_AT]) >= 0:
             self._on_rexmit(now)
-            if not self.in_use or self.state == CLOSED:
+            if not v[IN_USE] or v[STATE] == CLOSED:
                 return
-        if self.persist_at is not None and diff(now, self.persist_at) >= 0:
+        if v[PERSIST_AT] is not None and diff(now, v[PERSIST_AT]) >= 0:
             self._on_persist(now)
-        if self.ack_at is not None and diff(now, self.ack_at) >= 0:
-            self.ack_at = None
-            self.ack_now = True
-        if self.fin2_at is not None and diff(now, self.fin2_at) >= 0:
+        if v[ACK_AT] is not None and diff(now, v[ACK_AT]) >= 0:
+            v[ACK_AT] = None
+            v[ACK_NOW] = True
+        if v[FIN2_AT] is not None and diff(now, v[FIN2_AT]) >= 0:
             # An orphan waited fin_timeout_ms (or a lingering close its timeout) for the
             # peer's FIN: give up with an RST.
-            if self.state == FIN_WAIT_2:
+            if v[STATE] == FIN_WAIT_2:
                 self.stack.stats.tcpFinWait2Timeouts += 1
             else:
                 self.stack.stats.tcpLingerTimeouts += 1
             self.abort(now)
             return
-        if self.keepalive_at is not None and diff(now, self.keepalive_at) >= 0:
+        if v[KEEPALIVE_AT] is not None and diff(now, v[KEEPALIVE_AT]) >= 0:
             self._on_keepalive(now)
 
     def _on_rexmit(self, now):
+        v = self.v
         st = self.stack
         cfg = st.cfg
-        self.rexmit_at = None
-        state = self.state
+        v[REXMIT_AT] = None
+        state = v[STATE]
         opening = state == SYN_SENT or state == SYN_RECEIVED
-        if self.retries >= (cfg.syn_retries if opening else cfg.retries):
+        if v[RETRIES] >= (cfg.syn_retries if opening else cfg.retries):
             st.stats.tcpTimeouts += 1
             if state == SYN_SENT:
                 st.stats.tcpAttemptFails += 1
@@ -795,56 +954,59 @@ class TCB:
                 st.stats.tcpEstabResets += 1
             self._drop(port.ETIMEDOUT)
             return
-        self.retries += 1
-        rto = self.rto_ms * 2
-        self.rto_ms = rto if rto < cfg.rto_max_ms else cfg.rto_max_ms
-        self.rtt_at = None  # Karn
+        v[RETRIES] += 1
+        rto = v[RTO_MS] * 2
+        v[RTO_MS] = rto if rto < cfg.rto_max_ms else cfg.rto_max_ms
+        v[RTT_AT] = None  # Karn
         if opening:
-            self.snd_nxt = 0  # output() sends the SYN (or SYN,ACK) again
+            v[SND_NXT] = 0  # output() sends the SYN (or SYN,ACK) again
             return
         # Loss: ssthresh = max(FlightSize / 2, 2 * SMSS), cwnd = 1 segment (RFC 5681 3.1).
-        mss = self.snd_mss
-        half = (self.snd_max - self.snd_una) // 2
-        self.ssthresh = half if half > 2 * mss else 2 * mss
-        self.cwnd = mss
-        self.dupacks = 0
-        self.in_recovery = False
-        self.recover = self.snd_max
-        self.snd_nxt = self.snd_una  # go back N; output() resends from snd_una
+        mss = v[SND_MSS]
+        half = (v[SND_MAX] - v[SND_UNA]) // 2
+        v[SSTHRESH] = half if half > 2 * mss else 2 * mss
+        v[CWND] = mss
+        v[DUPACKS] = 0
+        v[IN_RECOVERY] = False
+        v[RECOVER] = v[SND_MAX]
+        v[SND_NXT] = v[SND_UNA]  # go back N; output() resends from snd_una
 
     def _on_persist(self, now):
+        v = self.v
         # Zero-window probe: an old sequence number (snd_una - 1), no data, which any TCP
         # answers with an ACK carrying its current window (as Linux's tcp_xmit_probe_skb).
         self.stack.stats.tcpPersistProbes += 1
-        self._emit(ACK, self.snd_una - 1, 0)
-        self.persist_shift += 1
-        wait = self.rto_ms << self.persist_shift if self.persist_shift < 7 else 1 << 30
+        self._emit(ACK, v[SND_UNA] - 1, 0)
+        v[PERSIST_SHIFT] += 1
+        wait = v[RTO_MS] << v[PERSIST_SHIFT] if v[PERSIST_SHIFT] < 7 else 1 << 30
         cap = self.stack.cfg.rto_max_ms
-        self.persist_at = port.ticks_add(now, wait if wait < cap else cap)
+        v[PERSIST_AT] = port.ticks_add(now, wait if wait < cap else cap)
 
     def _on_keepalive(self, now):
+        v = self.v
         cfg = self.stack.cfg
-        if self.state != ESTABLISHED and self.state != CLOSE_WAIT:
-            self.keepalive_at = None
+        if v[STATE] != ESTABLISHED and v[STATE] != CLOSE_WAIT:
+            v[KEEPALIVE_AT] = None
             return
-        if self.keepalive_sent >= cfg.keepalive_probes:
+        if v[KEEPALIVE_SENT] >= cfg.keepalive_probes:
             self.stack.stats.tcpKeepaliveDrops += 1
             self.stack.stats.tcpEstabResets += 1
             self._drop(port.ETIMEDOUT)
             return
-        self.keepalive_sent += 1
-        self._emit(ACK, self.snd_una - 1, 0)
-        self.keepalive_at = port.ticks_add(now, cfg.keepalive_intvl_ms)
+        v[KEEPALIVE_SENT] += 1
+        self._emit(ACK, v[SND_UNA] - 1, 0)
+        v[KEEPALIVE_AT] = port.ticks_add(now, cfg.keepalive_intvl_ms)
 
     def next_due_ms(self, now):
         """ms until this TCB's earliest deadline (0 if something is due now), or None."""
-        if self.ack_now:
+        v = self.v
+        if v[ACK_NOW]:
             return 0
-        best = _left(self.rexmit_at, now, None)
-        best = _left(self.persist_at, now, best)
-        best = _left(self.ack_at, now, best)
-        best = _left(self.fin2_at, now, best)
-        best = _left(self.keepalive_at, now, best)
+        best = _left(v[REXMIT_AT], now, None)
+        best = _left(v[PERSIST_AT], now, best)
+        best = _left(v[ACK_AT], now, best)
+        best = _left(v[FIN2_AT], now, best)
+        best = _left(v[KEEPALIVE_AT], now, best)
         if best is not None and best < 0:
             best = 0
         return best
