@@ -136,16 +136,28 @@ def test_assembler_against_a_byte_model():
 
 def test_checksum_kernels_agree():
     # The chosen kernel (bigint on CPython, viper on unix MicroPython) against the loop.
+    assert "disagreed" not in port.CHECKSUM_KERNEL, port.CHECKSUM_KERNEL
     data = bytearray(1501)
     x = 12345
     for i in range(len(data)):
         x = (x * 1103 + 17) & 0xFFFF
         data[i] = x & 0xFF
-    for start, end in ((0, 0), (0, 1), (1, 2), (0, 1500), (3, 1501), (7, 64)):
+    cases = [(0, 0), (0, 1), (1, 2), (0, 1500), (3, 1501), (7, 64), (34, 1454), (35, 1454)]
+    # Every start alignment with every tail length (the viper kernel loads aligned words).
+    cases += [(s, s + n) for s in range(8) for n in range(12)]
+    for start, end in cases:
         for acc in (0, 6, 0xFFFF):
             want = port.fold_checksum(port.checksum_plain(data, start, end, acc))
             got = port.fold_checksum(port.checksum(data, start, end, acc))
             assert got == want, (port.CHECKSUM_KERNEL, start, end, acc)
+    # A view that starts at an odd address, as a slice of a frame buffer can.
+    view = memoryview(data)[1:]
+    for start, end in ((0, 1000), (1, 1001), (2, 7)):
+        want = port.fold_checksum(port.checksum_plain(view, start, end, 0))
+        assert port.fold_checksum(port.checksum(view, start, end, 0)) == want, (start, end)
+    full = bytearray(b"\xff" * 1500)  # the largest sum a frame can make
+    assert port.fold_checksum(port.checksum(full, 0, 1500, 0xFFFF)) == port.fold_checksum(
+        port.checksum_plain(full, 0, 1500, 0xFFFF))
     zeros = bytearray(40)
     assert port.fold_checksum(port.checksum(zeros, 0, 40, 1)) == 1
     ones = bytearray(b"\xff\xff" * 3)

@@ -135,7 +135,17 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
     try:
         from ._checksum_viper import checksum_viper
 
-        checksum = checksum_viper
-        CHECKSUM_KERNEL = "viper"
     except Exception:  # no native emitter (WebAssembly): keep the plain loop
-        pass
+        checksum_viper = None
+    if checksum_viper is not None:
+        # Self-check: every alignment and odd length against the plain loop. A port where
+        # the word trick fails (big-endian) keeps the plain loop and says so.
+        _probe = bytearray(b"\x45\x00\x05\xdc\xe4\x3b\x40\x00\x40\x06\x81\xff\x0a")
+        CHECKSUM_KERNEL = "viper"
+        for _s in range(4):
+            for _e in range(_s, len(_probe) + 1):
+                if fold_checksum(checksum_viper(_probe, _s, _e, 1)) != fold_checksum(
+                        checksum_plain(_probe, _s, _e, 1)):
+                    CHECKSUM_KERNEL = "plain (viper kernel disagreed)"
+        if CHECKSUM_KERNEL == "viper":
+            checksum = checksum_viper

@@ -119,6 +119,9 @@ FIELDS = (
     "tx_count", "tx_size", "asm",
 )
 
+# Flags that rule header prediction out (ACK must be set, PSH may be).
+_PREDICT_MASK = const(0x37)  # ACK | URG | RST | SYN | FIN (tcpseg.py)
+
 _DEFAULT_MSS = const(536)  # RFC 9293 3.7.1: assumed when the peer sends no MSS option
 _MAX_WND = const(65535)  # no window scaling
 
@@ -394,11 +397,37 @@ class TCB:
         buf, t, flags = seg.buf, seg.t, seg.flags
         sq = seq.from_wire(buf, t + 4, v[RCV_HI], v[RCV_LO])
         dlen = seg.dlen
-        seg_len = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         v[KEEPALIVE_SENT] = 0
         if v[KEEPALIVE_AT] is not None:
             v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
 
+        # Header prediction (Van Jacobson; Linux's tcp_rcv_established fast path): in a
+        # bulk transfer nearly every segment is either a pure ACK of new data or the next
+        # data in order with nothing new acknowledged, with an unchanged window. For those
+        # the checks below all pass the same way, so take them straight to their effect.
+        if (state == ESTABLISHED and flags & _PREDICT_MASK == ACK and sq == v[RCV_NXT]
+                and seg.wnd == v[SND_WND]):
+            ack = seq.from_wire(buf, t + 8, v[SND_HI], v[SND_LO])
+            una = v[SND_UNA]
+            if dlen == 0:
+                if una < ack <= v[SND_MAX] and not v[IN_RECOVERY]:
+                    self._process_ack(seg, sq, ack, now)  # new data acknowledged
+                    return
+            elif (ack == una and not v[ASM] and dlen <= v[RCV_ADV] - sq and not v[ORPHAN]
+                  and not v[RD_SHUT]):
+                # The next data in order, into the ring (it fits: it is in the window).
+                start = seg.data
+                got = ringbuf.write_at(self.rxb, v[RX_HEAD], v[RX_COUNT], 0,
+                                       st.rxmv[start:start + dlen])
+                v[RX_COUNT] += got
+                v[RCV_NXT] = sq + got
+                v[SND_WL1] = sq  # what the window update below would record
+                v[SND_WL2] = ack
+                v[RX_UNACKED] += got
+                self._schedule_ack(now)
+                return
+
+        seg_len = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         if state == SYN_RECEIVED and flags & SYN and sq == 0:
             if not flags & ACK:
                 # The peer's SYN again (our SYN,ACK was lost): answer it again.
