@@ -271,7 +271,7 @@ class Stack:
         if n < ether.HEADER_LEN or not ether.for_us(buf, self.mac):
             self.stats.ethInDrops += 1
             return
-        etype = ether.ethertype(buf)
+        etype = (buf[12] << 8) | buf[13]
         if etype == ether.TYPE_IPV4:
             self.process_ipv4(n, now)
         elif etype == ether.TYPE_ARP:
@@ -341,10 +341,11 @@ class Stack:
             stats.ipInAddrErrors += 1
             return
         proto = buf[ip + 9]
+        total = (buf[ip + 2] << 8) | buf[ip + 3]
         if proto == ipv4.PROTO_TCP:
-            self.process_tcp(ip, hlen, ipv4.total_len(buf, ip), now)
+            self.process_tcp(ip, hlen, total, now)
         elif proto == ipv4.PROTO_ICMP:
-            self.process_icmp(ip, hlen, ipv4.total_len(buf, ip), now)
+            self.process_icmp(ip, hlen, total, now)
         else:
             stats.ipInUnknownProtos += 1
 

@@ -58,8 +58,12 @@ class Segment:
         hlen = (buf[t + 12] >> 4) * 4
         if hlen < HEADER_LEN or hlen > tlen:
             return False
-        acc = ipv4.pseudo_sum(buf, ip, ipv4.PROTO_TCP, tlen)
-        if port.fold_checksum(port.checksum(buf, t, t + tlen, acc)) != 0xFFFF:
+        if ip_hlen == 20:
+            # The pseudo-header's addresses sit right before the TCP header: one pass.
+            acc = port.checksum(buf, ip + 12, t + tlen, ipv4.PROTO_TCP + tlen)
+        else:
+            acc = port.checksum(buf, t, t + tlen, ipv4.pseudo_sum(buf, ip, ipv4.PROTO_TCP, tlen))
+        if port.fold_checksum(acc) != 0xFFFF:
             return False
         self.buf = buf
         self.t = t
@@ -131,7 +135,11 @@ def write_header(buf, t, sport, dport, flags, wnd, mss):
 
 def finish(buf, ip, t, tlen):
     """Fill in the TCP checksum of the segment buf[t:t+tlen] inside the packet at ip."""
-    acc = ipv4.pseudo_sum(buf, ip, ipv4.PROTO_TCP, tlen)
-    c = 0xFFFF ^ port.fold_checksum(port.checksum(buf, t, t + tlen, acc))
+    if t == ip + 20:
+        # The pseudo-header's addresses sit right before the TCP header: one pass.
+        acc = port.checksum(buf, ip + 12, t + tlen, ipv4.PROTO_TCP + tlen)
+    else:
+        acc = port.checksum(buf, t, t + tlen, ipv4.pseudo_sum(buf, ip, ipv4.PROTO_TCP, tlen))
+    c = 0xFFFF ^ port.fold_checksum(acc)
     buf[t + 16] = c >> 8
     buf[t + 17] = c & 0xFF
