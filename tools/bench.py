@@ -28,10 +28,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "host_tests")]
 
-MODES = {  # runs per figure, bulk bytes (CPython, MicroPython), echo count, connections
-    "tiny": dict(runs=1, bulk=(1 << 20, 256 << 10), echoes=50, conns=20),
-    "quick": dict(runs=3, bulk=(16 << 20, 4 << 20), echoes=500, conns=300),
-    "full": dict(runs=5, bulk=(64 << 20, 16 << 20), echoes=2000, conns=1000),
+MODES = {  # runs per figure, bulk bytes (CPython, MicroPython), echo count, connections,
+    # bytes per CPU-time run (long enough for the 10 ms resolution of /proc/<pid>/stat)
+    "tiny": dict(runs=1, bulk=(1 << 20, 256 << 10), echoes=50, conns=20, cpu=1 << 20),
+    "quick": dict(runs=3, bulk=(16 << 20, 4 << 20), echoes=500, conns=300, cpu=16 << 20),
+    "full": dict(runs=5, bulk=(64 << 20, 16 << 20), echoes=2000, conns=1000, cpu=64 << 20),
 }
 LINUX_A, LINUX_B = "10.8.0.1", "10.8.0.2"
 
@@ -100,9 +101,11 @@ def client_conns(make_sock, addr, count):
 
 
 def cpu_seconds(pid):
+    """(user, system) CPU seconds of process pid so far."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 # ---- the reference: Linux to Linux over the same kind of link -----------------------------
@@ -200,7 +203,8 @@ def measure_stack(kind, mode, results):
     s = Setup(kind, agent_args=["--rx", "32768", "--tx", "32768", "--tw-slots", "8"])
     pid = s.agent.proc.pid
     try:
-        runs_in, runs_out, cpu_in, cpu_out = [], [], [], []
+        runs_in, runs_out, cpu_sha = [], [], []
+        cpu = {"in": [], "out": [], "in_user": [], "in_sys": [], "out_user": [], "out_sys": []}
         for r in range(mode["runs"]):
             progress("%s on %s: bulk %d MiB each way, run %d/%d"
                      % (interp, kind.split("-")[0], n >> 20 or 1, r + 1, mode["runs"]))
@@ -214,7 +218,7 @@ def measure_stack(kind, mode, results):
                                                          "ok " + pattern_sha(n)))
             st1, c1 = s.agent.stats(), cpu_seconds(pid)
             runs_in.append(n / secs / 1e6)
-            cpu_in.append((c1 - c0) * 1e6 / _segs(st0, st1))
+            cpu_sha.append((sum(c1) - sum(c0)) * 1e6 / _segs(st0, st1))
 
             def start():
                 s.agent.proc.stdin.write("source %d\n" % n)
@@ -223,16 +227,38 @@ def measure_stack(kind, mode, results):
             secs, digest = recv_and_time(lin, n, start)
             _expect(digest, pattern_sha(n))
             _expect(s.agent._line(600), "ok %d" % n)
-            st2, c2 = s.agent.stats(), cpu_seconds(pid)
             runs_out.append(n / secs / 1e6)
-            cpu_out.append((c2 - c1) * 1e6 / _segs(st1, st2))
+            # CPU time per segment: the application only moves the bytes (no SHA-256: that
+            # is the check of the runs above, not work of the stack), over more data.
+            m = mode["cpu"]
+            progress("%s: CPU time, %d MiB each way, run %d/%d"
+                     % (interp, m >> 20 or 1, r + 1, mode["runs"]))
+            st0, c0 = s.agent.stats(), cpu_seconds(pid)
+            s.agent.proc.stdin.write("sink %d 300000 0\n" % m)
+            s.agent.proc.stdin.flush()
+            send_and_time(lin, m, lambda: _expect(s.agent._line(600), "ok -"))
+            st1, c1 = s.agent.stats(), cpu_seconds(pid)
+
+            def start():
+                s.agent.proc.stdin.write("source %d\n" % m)
+                s.agent.proc.stdin.flush()
+
+            recv_and_time(lin, m, start)
+            _expect(s.agent._line(600), "ok %d" % m)
+            st2, c2 = s.agent.stats(), cpu_seconds(pid)
+            for way, a, b, ca, cb in (("in", st0, st1, c0, c1), ("out", st1, st2, c1, c2)):
+                segs = _segs(a, b)
+                cpu[way].append((sum(cb) - sum(ca)) * 1e6 / segs)
+                cpu[way + "_user"].append((cb[0] - ca[0]) * 1e6 / segs)
+                cpu[way + "_sys"].append((cb[1] - ca[1]) * 1e6 / segs)
             s.agent.cmd("close")
             lin.close()
             s.agent.cmd("wait_conns - 10000", timeout=30)
         results["bulk_in_%s" % kind] = summary(runs_in)
         results["bulk_out_%s" % kind] = summary(runs_out)
-        results["cpu_us_per_seg_in_%s" % kind] = summary(cpu_in)
-        results["cpu_us_per_seg_out_%s" % kind] = summary(cpu_out)
+        for key, values in cpu.items():
+            results["cpu_us_per_seg_%s_%s" % (key, kind)] = summary(values)
+        results["cpu_us_per_seg_in_with_sha256_%s" % kind] = summary(cpu_sha)
 
         p50s, p99s = [], []
         for r in range(mode["runs"]):
@@ -444,6 +470,12 @@ ROWS = (
      "<= 15", lambda v: v <= 15),
     ("CPU per segment out, MicroPython", "cpu_us_per_seg_out_packet-micropython", None, "us",
      "<= 15", lambda v: v <= 15),
+    ("  of it in the interpreter (user), MicroPython",
+     "cpu_us_per_seg_in_user_packet-micropython", None, "us", "", None),
+    ("  of it in the kernel (system), MicroPython", "cpu_us_per_seg_in_sys_packet-micropython",
+     None, "us", "", None),
+    ("CPU per segment in with the SHA-256 check, MicroPython",
+     "cpu_us_per_seg_in_with_sha256_packet-micropython", None, "us", "", None),
     ("stack alone: send a data segment, MicroPython",
      "cpu_us_send_data_segment_micropython_inmemory", None, "us", "", None),
     ("stack alone: take a data segment in + ACK it, MicroPython",
