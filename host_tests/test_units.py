@@ -134,6 +134,23 @@ def test_assembler_against_a_byte_model():
             assert a.total() == len(held)
 
 
+def test_tcb_field_names_match_their_indexes():
+    from stack import tcp
+    from stack import Stack
+    from stack.link.pipe import pipe
+
+    # FIELDS (the read-only names) must list the fields in the order of their constants.
+    assert len(tcp.FIELDS) == tcp.ASM + 1
+    for i, name in enumerate(tcp.FIELDS):
+        assert getattr(tcp, name.upper()) == i, name
+    a, _ = pipe(mtu=1500, depth=1)
+    tcb = Stack(a, ip="10.0.0.1", tcbs=1).tcbs[0]
+    tcb.v[tcp.SND_MSS] = 1234
+    assert tcb.snd_mss == 1234 and tcb.state == tcp.CLOSED and tcb.in_use is False
+    assert not hasattr(tcb, "no_such_field")
+    assert len(tcb.v) == tcp.N_FIELDS
+
+
 def test_checksum_kernels_agree():
     # The chosen kernel (bigint on CPython, viper on unix MicroPython) against the loop.
     assert "disagreed" not in port.CHECKSUM_KERNEL, port.CHECKSUM_KERNEL
