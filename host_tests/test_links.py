@@ -336,16 +336,21 @@ def _burst_frames(dst):
     ]
 
 
-def test_packet_micropython_keeps_queued_frames_apart(make_ns):
-    micropython = mp.micropython_cmd()
-    a, b, va, vb = _veth_pair(make_ns)
-    probe = b.run([micropython, "host_tests/packet_probe.py", "burst", vb, "10"],
-                  cwd=mp.ROOT, env=_mp_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                  text=True)
+def _start_probe(ns, *args):
+    """packet_probe.py under MicroPython in ns; (process, its "ready ..." line split)."""
+    probe = ns.run([mp.micropython_cmd(), "host_tests/packet_probe.py"] + list(args),
+                   cwd=mp.ROOT, env=_mp_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                   text=True)
     first = _readline(probe, WAIT_S).split()
     if not first or first[0] != "ready":
         probe.kill()
         pytest.fail("probe did not start: %r %s" % (first, probe.communicate(timeout=5)))
+    return probe, first
+
+
+def test_packet_micropython_keeps_queued_frames_apart(make_ns):
+    a, b, va, vb = _veth_pair(make_ns)
+    probe, first = _start_probe(b, "burst", vb, "10")
     frames = _burst_frames(bytes.fromhex(first[1]))
     with netns.inside(a):
         raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -366,15 +371,8 @@ def test_packet_micropython_keeps_queued_frames_apart(make_ns):
 
 
 def test_packet_micropython_arp_then_udp_both_ways(make_ns):
-    micropython = mp.micropython_cmd()
     a, b, va, vb = _veth_pair(make_ns)
-    probe = b.run([micropython, "host_tests/packet_probe.py", "answer", vb, "10.201.2.2", "10"],
-                  cwd=mp.ROOT, env=_mp_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                  text=True)
-    first = _readline(probe, WAIT_S).split()
-    if not first or first[0] != "ready":
-        probe.kill()
-        pytest.fail("probe did not start: %r %s" % (first, probe.communicate(timeout=5)))
+    probe, first = _start_probe(b, "answer", vb, "10.201.2.2", "10")
     _, mac_hex, filt, method = first
     # MicroPython unix sockets have readinto(), not recv_into(); the kernel filters outgoing
     # frames (PACKET_IGNORE_OUTGOING) there too.
