@@ -416,6 +416,8 @@ class TCB:
             elif (ack == una and not v[ASM] and dlen <= v[RCV_ADV] - sq and not v[ORPHAN]
                   and not v[RD_SHUT]):
                 # The next data in order, into the ring (it fits: it is in the window).
+                # _receive_data's in-order case, inlined: calling it costs about 1 us a
+                # segment on the unix port, 7% of the budget.
                 start = seg.data
                 got = ringbuf.write_at(self.rxb, v[RX_HEAD], v[RX_COUNT], 0,
                                        st.rxmv[start:start + dlen])
