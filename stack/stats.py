@@ -21,12 +21,15 @@ NAMES = (
     "ipReasmReqds",  # fragments: counted and dropped, we do not reassemble
     "ipOutRequests",
     "ipOutNoRoutes",  # off-link destination and no gateway
+    "ipInMartians",  # source 0/8, 127/8, multicast, broadcast or our own: dropped
     # ICMP (RFC 4293 names)
     "icmpInMsgs",
     "icmpInErrors",
     "icmpInEchos",
     "icmpInDestUnreachs",
     "icmpOutEchoReps",
+    "icmpInBadQuotes",  # errors ignored: malformed quote, no such connection, or a quoted
+    #                     sequence number outside SND.UNA..SND.NXT (RFC 5927)
     # Ethernet and ARP (ours)
     "ethInDrops",  # not for us, too short, or an unknown type
     "arpInRequests",
@@ -35,6 +38,8 @@ NAMES = (
     "arpOutReplies",
     "arpQueueDrops",  # a frame waited for ARP and no buffer (or entry) was free
     "arpUnresolved",  # frames dropped because their next hop never answered
+    "arpRefused",  # claims not learnt: broadcast/multicast sender MAC, martian sender,
+    #                an unsolicited overwrite, or an eviction of an entry in use
     # ours
     "tcpInChecksumErrs",
     "tcpRstsUnreadData",  # RST sent on close with unread data (RFC 1122 4.2.2.13)
@@ -49,6 +54,8 @@ NAMES = (
     "tcpKeepaliveDrops",
     "tcpFastRetransmits",
     "tcpPersistProbes",
+    "tcpPersistAborts",  # zero-window probes unanswered, or an orphan's lifetime ran out
+    "tcpSynFloodRecycled",  # an embryonic connection reset to make room for a new SYN
     "tcpOutOfOrderSegs",
     "tcpOutOfOrderDrops",  # no assembler range free
     "tcpListenDrops",  # SYN dropped: backlog full
