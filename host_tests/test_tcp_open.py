@@ -114,6 +114,7 @@ class TestListen:
         srv = p.listen(backlog=1)
         p.send(Seg(SYN, 0, mss=MSS))
         assert len(p.received()) == 1
+        p.send(Seg(ACK, 1, 1))  # established, waiting for accept(): it keeps its place
         p.port += 1
         p.iss = None
         p.send(Seg(SYN, 0, mss=MSS))

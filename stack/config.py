@@ -25,6 +25,9 @@ RTO_MIN_MS = const(1000)
 RTO_MAX_MS = const(60_000)
 ACK_DELAY_MS = const(200)
 FIN_TIMEOUT_MS = const(60_000)  # orphaned FIN-WAIT-2, like tcp_fin_timeout
+# Everything an orphan (closed by the application) may still take, from close() on: its
+# last data, FIN and FIN-WAIT-2 together. Linux bounds orphans by tcp_orphan_retries.
+ORPHAN_TIMEOUT_MS = const(120_000)
 SYN_RETRIES = const(6)
 RETRIES = const(15)  # data/FIN retransmissions before ETIMEDOUT, like tcp_retries2
 KEEPALIVE_INTVL_MS = const(75_000)

@@ -8,7 +8,8 @@ from micropython import const
 
 from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg
 from .stats import Stats
-from .tcp import CLOSED, IN_USE, LPORT, RIP_HI, RIP_LO, RPORT, STATE, STATE_NAMES, TCB
+from .tcp import (CLOSED, IN_USE, LPORT, RIP_HI, RIP_LO, RPORT, STATE, STATE_NAMES,
+                  SYN_RECEIVED, TCB)
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
@@ -20,7 +21,7 @@ class Config:
 
     def __init__(self, msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                  fin_timeout_ms, syn_retries, retries, keepalive_ms, keepalive_intvl_ms,
-                 keepalive_probes):
+                 keepalive_probes, orphan_timeout_ms):
         self.msl_ms = msl_ms
         self.rto_initial_ms = rto_initial_ms
         self.rto_min_ms = rto_min_ms
@@ -32,6 +33,7 @@ class Config:
         self.keepalive_ms = keepalive_ms
         self.keepalive_intvl_ms = keepalive_intvl_ms
         self.keepalive_probes = keepalive_probes
+        self.orphan_timeout_ms = orphan_timeout_ms
 
 
 def _positive(name, value):
@@ -50,12 +52,14 @@ class Stack:
                  ack_delay_ms=config.ACK_DELAY_MS, fin_timeout_ms=config.FIN_TIMEOUT_MS,
                  syn_retries=config.SYN_RETRIES, retries=config.RETRIES, keepalive_ms=None,
                  keepalive_intvl_ms=config.KEEPALIVE_INTVL_MS,
-                 keepalive_probes=config.KEEPALIVE_PROBES, log=None):
+                 keepalive_probes=config.KEEPALIVE_PROBES,
+                 orphan_timeout_ms=config.ORPHAN_TIMEOUT_MS, log=None):
         for name, value in (("tcbs", tcbs), ("rx_buf", rx_buf), ("tx_buf", tx_buf),
                             ("tw_slots", tw_slots), ("msl_ms", msl_ms),
                             ("rto_initial_ms", rto_initial_ms), ("rto_min_ms", rto_min_ms),
                             ("rto_max_ms", rto_max_ms), ("fin_timeout_ms", fin_timeout_ms),
-                            ("syn_retries", syn_retries), ("retries", retries)):
+                            ("syn_retries", syn_retries), ("retries", retries),
+                            ("orphan_timeout_ms", orphan_timeout_ms)):
             _positive(name, value)
         if keepalive_ms is not None:
             _positive("keepalive_ms", keepalive_ms)
@@ -72,7 +76,7 @@ class Stack:
         self.clock = clock if clock is not None else port.ticks_ms
         self.cfg = Config(msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                           fin_timeout_ms, syn_retries, retries, keepalive_ms,
-                          keepalive_intvl_ms, keepalive_probes)
+                          keepalive_intvl_ms, keepalive_probes, orphan_timeout_ms)
         self.stats = Stats()
         self.log = log  # a callable taking one line, or None
         # A callable(direction, buf, ip_offset, ip_len) seeing every TCP segment: "in" after
@@ -115,6 +119,7 @@ class Stack:
         self.ident = 0
         self.challenge_window_at = self.clock()
         self.challenge_count = 0
+        self.challenge_budget = config.CHALLENGE_ACKS_PER_S
         self.secret = port.urandom(16)  # RFC 6528 F() key
         self.next_port = config.EPHEMERAL_LOW + (self.secret[0] << 8 | self.secret[1]) % (
             config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW)
@@ -253,11 +258,19 @@ class Stack:
         return False
 
     def challenge_ack_allowed(self, now):
-        """RFC 5961 section 7: at most CHALLENGE_ACKS_PER_S challenge ACKs a second."""
+        """RFC 5961 section 7: a limited number of challenge ACKs a second.
+
+        The budget of each second is drawn at random from [L/2, 3L/2), L =
+        CHALLENGE_ACKS_PER_S, as Linux draws it (RFC 5961 section 10): with an exact
+        budget an off-path attacker counting the ACKs it provokes, 9 against 10, learns
+        that a connection it guessed exists.
+        """
         if port.ticks_diff(now, self.challenge_window_at) >= 1000:
             self.challenge_window_at = now
             self.challenge_count = 0
-        if self.challenge_count >= config.CHALLENGE_ACKS_PER_S:
+            limit = config.CHALLENGE_ACKS_PER_S
+            self.challenge_budget = (limit >> 1) + port.urandom(1)[0] % limit
+        if self.challenge_count >= self.challenge_budget:
             self.stats.tcpChallengeAcksSuppressed += 1
             return False
         self.challenge_count += 1
@@ -395,7 +408,7 @@ class Stack:
             for tcb in self.tcbs:
                 if (tcb.v[IN_USE] and tcb.v[LPORT] == lport and tcb.v[RPORT] == rport
                         and tcb.v[RIP_HI] == rhi and tcb.v[RIP_LO] == rlo):
-                    tcb.icmp_unreachable(buf[c + 1])
+                    tcb.icmp_unreachable(buf[c + 1], buf, t)
                     return
 
     def process_tcp(self, ip, hlen, total, now):
@@ -448,11 +461,14 @@ class Stack:
         if not flags & SYN:
             self.stats.tcpDropped += 1
             return
-        if not listener._has_room():
-            # Like Linux: drop the SYN silently; the client's retry may find room.
+        if not listener._has_room() and not self._recycle_embryonic(listener):
+            # Every place taken by a connection waiting for accept(): drop the SYN
+            # silently, like Linux; the client's retry may find room.
             self.stats.tcpListenDrops += 1
             return
         tcb = self.take_tcb()
+        if tcb is None and self._recycle_embryonic(None):
+            tcb = self.take_tcb()
         if tcb is None:
             self.stats.tcpListenDrops += 1
             return
@@ -460,6 +476,25 @@ class Stack:
             iss = self.isn(seg.rip_hi, seg.rip_lo, seg.dport, seg.sport, now)
         listener._add_pending(tcb)
         tcb.open_passive(seg, listener, iss, now)
+
+    def _recycle_embryonic(self, listener):
+        """Make room for a new SYN: forget the oldest half-open connection (SYN-RECEIVED,
+        our SYN,ACK unanswered) of listener, or of any listener if None. True if one went.
+
+        A SYN flood fills backlogs and the TCB pool with connections from addresses that
+        never answer; without this, four spoofed SYNs locked a tcbs=4 board's clients out
+        for two minutes. A real client's handshake takes one round trip, so under a flood
+        of N SYNs a second a backlog of B still lets clients through whose round trip is
+        under B/N seconds. No RST: the source is most likely forged (a real client's late
+        ACK gets one then, and it retries).
+        """
+        for lst in self.listeners if listener is None else (listener,):
+            for tcb in lst._backlog:  # oldest first
+                if tcb.v[STATE] == SYN_RECEIVED:
+                    self.stats.tcpSynFloodRecycled += 1
+                    tcb.drop_embryonic()
+                    return True
+        return False
 
     def process_time_wait(self, slot, seg, now):
         """A segment for a connection in TIME-WAIT (RFC 9293, RFC 1122 4.2.2.13, RFC 1337)."""
@@ -482,13 +517,22 @@ class Stack:
                 self.process_listen(listener, seg, seq.add_halves(ohi, olo,
                                                                   _TW_REOPEN_ISS_STEP), now)
                 return
+        rhi, rlo = tw.rcv_nxt(slot)
         if flags & FIN:
+            # The peer's FIN again (our last ACK was lost): ACK it, restart 2 x MSL.
             tw.restart(slot, port.ticks_add(now, 2 * self.cfg.msl_ms))
-        elif not (seg.dlen or flags & SYN):
-            return  # a bare ACK: nothing to say
+        else:
+            wnd = tw.wnd(slot)
+            off = seq.from_wire(buf, t + 4, rhi, rlo)
+            if not (seg.dlen or flags & SYN) and 0 <= off < (wnd if wnd else 1):
+                return  # an acceptable bare ACK: nothing to say
+            # Unacceptable (an old duplicate, data, a SYN): <SEQ=SND.NXT><ACK=RCV.NXT><ACK>
+            # (RFC 9293 3.10.7.4), at most one per record each 500 ms, as Linux
+            # (tcp_oow_rate_limited): forged segments must not make us a reflector.
+            if not tw.oow_ack_allowed(slot, now):
+                return
         # Re-ACK with the old connection's numbers.
         shi, slo = tw.snd_nxt(slot)
-        rhi, rlo = tw.rcv_nxt(slot)
         self.dispatch_bare(seg, ACK, shi, slo, rhi, rlo, tw.wnd(slot))
 
     def reply_rst(self, seg):

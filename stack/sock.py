@@ -11,8 +11,8 @@ from micropython import const
 from . import ipv4, port
 from .tcp import (ACK_NOW, CLOSE_WAIT, CLOSED, ENDED, ESTABLISHED, FIN2_AT, FIN_SEQ,
                   FIN_WAIT_1, FIN_WAIT_2, IN_USE, KEEPALIVE, KEEPALIVE_AT, LAST_ACK, LPORT,
-                  NODELAY, ORPHAN, PARENT, RD_SHUT, RIP_HI, RIP_LO, RPORT, RX_COUNT, RX_FIN,
-                  STATE, STATE_NAMES, SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
+                  NODELAY, ORPHAN, ORPHAN_AT, PARENT, RD_SHUT, RIP_HI, RIP_LO, RPORT,
+                  RX_COUNT, RX_FIN, STATE, STATE_NAMES, SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
 from .tcp import SO_ERROR as _SO_ERROR_FIELD  # SO_ERROR here is the socket option
 
 SHUT_RD = const(0)
@@ -412,6 +412,8 @@ class Socket:
         tcb.close_send(now)
         if tcb.v[IN_USE] and tcb.v[STATE] != CLOSED and not tcb.v[RX_FIN]:
             tcb.v[FIN2_AT] = port.ticks_add(now, timeout_ms)  # the orphan's deadline
+            if timeout_ms > self._stack.cfg.orphan_timeout_ms:
+                tcb.v[ORPHAN_AT] = tcb.v[FIN2_AT]  # asked for: may outlive the default
 
     def abort(self):
         """Reset the connection now: RST to the peer, every buffer dropped."""
@@ -437,10 +439,10 @@ class Socket:
         if tcb is None:
             return None
         self._tcb = None
-        tcb.v[ORPHAN] = True
         if tcb.v[STATE] == CLOSED:
             st.free_tcb(tcb)
             return None
+        tcb.make_orphan(st.clock())
         return tcb
 
     def _close_listener(self, now):

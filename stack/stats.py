@@ -47,6 +47,7 @@ NAMES = (
     "tcpChallengeAcks",
     "tcpChallengeAcksSuppressed",
     "tcpTimeWaitRecycled",  # TIME-WAIT records reused because the table was full
+    "tcpTimeWaitRecycledOther",  # ... of them, a record of another peer than the new one
     "tcpTimeWaitReopened",  # new SYN accepted from TIME-WAIT (RFC 1122 4.2.2.13)
     "tcpTimeouts",  # connections dropped after retries ran out
     "tcpFinWait2Timeouts",
@@ -54,7 +55,8 @@ NAMES = (
     "tcpKeepaliveDrops",
     "tcpFastRetransmits",
     "tcpPersistProbes",
-    "tcpPersistAborts",  # zero-window probes unanswered, or an orphan's lifetime ran out
+    "tcpPersistAborts",  # dropped: `retries` zero-window probes went unanswered
+    "tcpOrphanTimeouts",  # reset: an orphan's total lifetime (orphan_timeout_ms) ran out
     "tcpSynFloodRecycled",  # an embryonic connection reset to make room for a new SYN
     "tcpOutOfOrderSegs",
     "tcpOutOfOrderDrops",  # no assembler range free

@@ -103,7 +103,9 @@ RX_SIZE = const(51)
 TX_HEAD = const(52)
 TX_COUNT = const(53)
 TX_SIZE = const(54)
-ASM = const(55)
+SOFT_ERR = const(55)
+ORPHAN_AT = const(56)
+ASM = const(57)
 _ASM_SLOTS = config.ASSEMBLER_RANGES
 N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
 
@@ -116,14 +118,16 @@ FIELDS = (
     "fin2_at", "keepalive_at", "retries", "persist_shift", "keepalive_sent", "rto_ms",
     "srtt_ms", "rttvar_ms", "rtt_at", "rtt_seq", "cwnd", "ssthresh", "dupacks", "recover",
     "in_recovery", "nodelay", "keepalive", "rx_head", "rx_count", "rx_size", "tx_head",
-    "tx_count", "tx_size", "asm",
+    "tx_count", "tx_size", "soft_err", "orphan_at", "asm",
 )
 
 # Flags that rule header prediction out (ACK must be set, PSH may be).
 _PREDICT_MASK = const(0x37)  # ACK | URG | RST | SYN | FIN (tcpseg.py)
 
 _DEFAULT_MSS = const(536)  # RFC 9293 3.7.1: assumed when the peer sends no MSS option
+_MIN_MSS = const(48)  # a smaller peer MSS is raised to this (Linux's TCP_MIN_SND_MSS)
 _MAX_WND = const(65535)  # no window scaling
+_SYN_RTO_MS = const(3000)  # RFC 6298 5.7: RTO once data starts after a resent SYN
 
 
 def _min(a, b):
@@ -185,12 +189,18 @@ class TCB:
         # Errors: `ended` is sticky (recv/send keep raising it), so_error is read-and-clear.
         v[ENDED] = 0
         v[SO_ERROR] = 0
+        # An ICMP soft error (RFC 1122 4.2.3.9): reported only if the connection later
+        # times out, as Linux's sk_err_soft; a new ACK clears it.
+        v[SOFT_ERR] = 0
         # Timers: deadlines in ticks, None = off.
         v[REXMIT_AT] = None
         v[PERSIST_AT] = None
         v[ACK_AT] = None
         v[FIN2_AT] = None
         v[KEEPALIVE_AT] = None
+        v[ORPHAN_AT] = None  # an orphan's total lifetime ends here (DESIGN.md section 10)
+        # Retransmissions of the oldest segment, or zero-window probes, since the peer
+        # last showed it is alive; `retries` of them end the connection.
         v[RETRIES] = 0
         v[PERSIST_SHIFT] = 0
         v[KEEPALIVE_SENT] = 0
@@ -278,8 +288,10 @@ class TCB:
         v[SND_WND] = seg.wnd
         v[MAX_SND_WND] = seg.wnd
         v[SND_WL1] = 0
+        # No option (or 0, as Linux reads it): 536. A tiny MSS would turn every byte into a
+        # segment of its own: at least 48, as Linux clamps it.
         mss = seg.mss if seg.mss else _DEFAULT_MSS
-        v[SND_MSS] = _min(mss, self.stack.mss)
+        v[SND_MSS] = _min(mss if mss > _MIN_MSS else _MIN_MSS, self.stack.mss)
         # RFC 5681 3.1 initial window: 2 to 4 segments by size.
         m = v[SND_MSS]
         v[CWND] = 4 * m if m <= 1095 else (3 * m if m <= 2190 else 2 * m)
@@ -320,6 +332,14 @@ class TCB:
 
     # ---- closing, from the application ------------------------------------------------
 
+    def make_orphan(self, now):
+        """The application let go: the connection finishes alone, within a lifetime."""
+        v = self.v
+        v[ORPHAN] = True
+        # Retries and timeouts bound each wait, but a peer that keeps answering (a zero
+        # window, an ACK of one byte a minute) could hold the slot for ever: cap the total.
+        v[ORPHAN_AT] = port.ticks_add(now, self.stack.cfg.orphan_timeout_ms)
+
     def close_send(self, now):
         """No more data from the application: queue our FIN after what is in the ring."""
         v = self.v
@@ -347,6 +367,10 @@ class TCB:
             self.stack.stats.tcpEstabResets += 1
         self._drop(0)
 
+    def drop_embryonic(self):
+        """Forget a half-open passive connection without a word (SYN-flood recycling)."""
+        self._drop(0)
+
     def _send_rst(self, now):
         v = self.v
         # Linux's form (tcp_send_active_reset): <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>.
@@ -360,7 +384,7 @@ class TCB:
             v[ENDED] = err
             v[SO_ERROR] = err
         v[REXMIT_AT] = v[PERSIST_AT] = v[ACK_AT] = None
-        v[FIN2_AT] = v[KEEPALIVE_AT] = None
+        v[FIN2_AT] = v[KEEPALIVE_AT] = v[ORPHAN_AT] = None
         v[ACK_NOW] = False
         v[TX_HEAD] = v[TX_COUNT] = 0
         parent = v[PARENT]
@@ -484,15 +508,9 @@ class TCB:
                 # RFC 9293: <SEQ=SEG.ACK><CTL=RST> for an unacceptable ACK here.
                 st.reply_rst(seg)
                 return
-            v[SND_UNA] = ack
-            self._rtt_sample(ack, now)
-            v[REXMIT_AT] = None
-            v[RETRIES] = 0
             v[SND_WND] = seg.wnd
-            v[SND_WL1], v[SND_WL2] = sq, ack
-            self._set_state(ESTABLISHED)
-            if v[KEEPALIVE]:
-                v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
+            v[SND_WL1] = sq
+            self._synchronized(ack, now)
             if v[PARENT] is not None:
                 v[PARENT]._ready(self)
         else:
@@ -574,22 +592,34 @@ class TCB:
             return
         self._learn_irs(seg)
         if flags & ACK:
-            v[SND_UNA] = ack
-            if v[SND_NXT] < ack:
-                v[SND_NXT] = ack
-            self._rtt_sample(ack, now)
-            v[REXMIT_AT] = None
-            v[RETRIES] = 0
-            v[SND_WL2] = ack
-            self._set_state(ESTABLISHED)
-            if v[KEEPALIVE]:
-                v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
+            self._synchronized(ack, now)
             v[ACK_NOW] = True
         else:
             # Simultaneous open: SYN-RECEIVED, and our SYN again with an ACK.
             self._set_state(SYN_RECEIVED)
             v[SND_NXT] = 0
             v[REXMIT_AT] = None
+
+    def _synchronized(self, ack, now):
+        """Our SYN is acknowledged (by ack): ESTABLISHED."""
+        v = self.v
+        cfg = self.stack.cfg
+        v[SND_UNA] = ack
+        if v[SND_NXT] < ack:
+            # A duplicate SYN taken in the same poll() may have marked our SYN for
+            # resending (snd_nxt 0): the ACK settles it, and snd_una <= snd_nxt holds.
+            v[SND_NXT] = ack
+        self._rtt_sample(ack, now)
+        if v[RETRIES] and not v[SRTT_MS]:
+            # RFC 6298 5.7: the SYN was resent (so never timed): data starts with 3 s.
+            rto = _SYN_RTO_MS if cfg.rto_initial_ms < _SYN_RTO_MS else cfg.rto_initial_ms
+            v[RTO_MS] = rto if rto < cfg.rto_max_ms else cfg.rto_max_ms
+        v[REXMIT_AT] = None
+        v[RETRIES] = 0
+        v[SND_WL2] = ack
+        self._set_state(ESTABLISHED)
+        if v[KEEPALIVE]:
+            v[KEEPALIVE_AT] = port.ticks_add(now, cfg.keepalive_ms)
 
     def _on_rst(self):
         v = self.v
@@ -605,27 +635,37 @@ class TCB:
         if state == ESTABLISHED or state == CLOSE_WAIT:
             st.stats.tcpEstabResets += 1
         if state == CLOSING or state == LAST_ACK:
-            self._drop(0)  # RFC 9293: just close; the application has had its EOF
+            # The peer's FIN came first, so recv() keeps its EOF; but our last data may not
+            # have arrived, and the application must be able to learn it: SO_ERROR, as
+            # Linux reports it (sk_err = ECONNRESET, SOCK_DONE still gives EOF).
+            v[SO_ERROR] = port.ECONNRESET
+            self._drop(0)
         else:
             self._drop(port.ECONNRESET)
 
-    def icmp_unreachable(self, code):
-        """ICMP destination unreachable about this connection (RFC 1122 4.2.3.9).
+    def icmp_unreachable(self, code, buf, qt):
+        """ICMP destination unreachable quoting our segment at buf[qt:] (RFC 1122 4.2.3.9).
 
-        Protocol and port unreachable are hard errors while connecting: connect() fails
-        with ECONNREFUSED. Otherwise the error is only remembered (SO_ERROR), as Linux
-        does: the connection may still recover.
+        The quoted sequence number must be one we have in flight (RFC 5927 4.1: SND.UNA to
+        SND.NXT; ISS while connecting), or anyone could end connections with forged ICMP.
+        Protocol and port unreachable fail a connect() in SYN-SENT with ECONNREFUSED. The
+        rest are soft errors, as on Linux: remembered and told only if the connection
+        later times out. "Fragmentation needed" is not an error at all (no PMTU discovery
+        here: see README).
         """
         v = self.v
         st = self.stack
-        if code == 2 or code == 3:
-            if v[STATE] == SYN_SENT:
-                st.stats.tcpAttemptFails += 1
-                self._drop(port.ECONNREFUSED)
-                return
-            v[SO_ERROR] = port.ECONNREFUSED
-        else:
-            v[SO_ERROR] = port.EHOSTUNREACH
+        q = seq.from_wire(buf, qt + 4, v[SND_HI], v[SND_LO])
+        state = v[STATE]
+        if q < v[SND_UNA] or q > v[SND_MAX] or (state == SYN_SENT and q != 0):
+            st.stats.icmpInBadQuotes += 1
+            return
+        refused = code == 2 or code == 3
+        if state == SYN_SENT and refused:
+            st.stats.tcpAttemptFails += 1
+            self._drop(port.ECONNREFUSED)
+        elif code != 4:
+            v[SOFT_ERR] = port.ECONNREFUSED if refused else port.EHOSTUNREACH
 
     def _challenge_ack(self, now):
         v = self.v
@@ -651,6 +691,7 @@ class TCB:
                 v[RETRIES] = 0
                 self._rto_from_srtt()
             v[PERSIST_SHIFT] = 0
+            v[SOFT_ERR] = 0  # something got through: forget the ICMP soft error
             # Congestion control.
             if v[IN_RECOVERY]:
                 if ack >= v[RECOVER]:
@@ -666,6 +707,8 @@ class TCB:
             else:
                 inc = mss * mss // v[CWND]
                 v[CWND] += inc if inc else 1  # congestion avoidance
+            if v[CWND] > _MAX_WND:
+                v[CWND] = _MAX_WND  # the send window never exceeds it: more is no use
             v[DUPACKS] = 0
             # Restart the retransmission timer while data is in flight (RFC 6298 5.3).
             if v[SND_UNA] >= v[SND_MAX]:
@@ -675,7 +718,8 @@ class TCB:
         elif (ack == v[SND_UNA] and seg.dlen == 0 and not seg.flags & FIN
               and seg.wnd == v[SND_WND] and v[SND_MAX] > v[SND_UNA]):
             # A duplicate ACK (RFC 5681 2): three of them trigger fast retransmit.
-            v[DUPACKS] += 1
+            if v[DUPACKS] < 4:
+                v[DUPACKS] += 1
             if v[DUPACKS] == 3 and not v[IN_RECOVERY]:
                 flight = v[SND_MAX] - v[SND_UNA]
                 v[SSTHRESH] = flight // 2 if flight // 2 > 2 * mss else 2 * mss
@@ -684,8 +728,10 @@ class TCB:
                 st.stats.tcpFastRetransmits += 1
                 self._retransmit_first(now)
                 v[CWND] = v[SSTHRESH] + 3 * mss
-            elif v[DUPACKS] > 3 and v[IN_RECOVERY]:
-                v[CWND] += mss  # each further dup ACK: a segment has left the network
+            elif v[DUPACKS] > 3 and v[IN_RECOVERY] and v[CWND] < _MAX_WND:
+                # Each further dup ACK: a segment has left the network. Bounded: a peer
+                # repeating an ACK 100,000 times must not grow cwnd (a heap int at 2**30).
+                v[CWND] += mss
         # Window update (RFC 9293: only from a newer segment, or a newer ACK of the same).
         if v[SND_WL1] < sq or (v[SND_WL1] == sq and v[SND_WL2] <= ack):
             opened = v[SND_WND] == 0 and seg.wnd > 0
@@ -697,6 +743,10 @@ class TCB:
             if opened:
                 v[PERSIST_AT] = None
                 v[PERSIST_SHIFT] = 0
+        if v[PERSIST_AT] is not None and not v[ORPHAN]:
+            # The peer answers our probes: it may keep its window closed as long as it
+            # likes (RFC 1122 4.2.2.17). An orphan's probes count on (DESIGN.md section 10).
+            v[RETRIES] = 0
 
     def _receive_data(self, seg, sq, now):
         """Put the payload into the receive ring; return True if it was in order."""
@@ -876,8 +926,12 @@ class TCB:
         self._emit(ACK | (FIN if fin else 0), v[SND_UNA], n)
         v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
 
-    def output(self, now):
-        """Send what is due: SYN, data within the windows (Nagle), FIN, or a bare ACK."""
+    def output(self, now, force=False):
+        """Send what is due: SYN, data within the windows (Nagle), FIN, or a bare ACK.
+
+        force: the override timer fired (RFC 1122 4.2.3.4): send a window-limited small
+        segment that sender SWS avoidance would hold back.
+        """
         v = self.v
         state = v[STATE]
         if state == CLOSED or state == LISTEN or state == TIME_WAIT:
@@ -899,6 +953,13 @@ class TCB:
                     v[RTT_SEQ] = 0
                 if v[REXMIT_AT] is None:
                     v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
+            elif v[ACK_NOW]:
+                if state == SYN_RECEIVED:
+                    # An unacceptable segment here gets <SEQ=SND.NXT><ACK=RCV.NXT><ACK>
+                    # (RFC 9293 3.10.7.4); _emit clears the request.
+                    self._emit(ACK, v[SND_NXT], 0)
+                else:
+                    v[ACK_NOW] = False  # nothing to acknowledge before the peer's SYN
             return
         sent = False
         tx_count = v[TX_COUNT]
@@ -920,8 +981,9 @@ class TCB:
             if n and n < mss and not fin:
                 if n < avail:
                     # Window-limited: sender SWS avoidance (RFC 1122 4.2.3.4).
-                    if n < v[MAX_SND_WND] // 2:
+                    if n < v[MAX_SND_WND] // 2 and not force:
                         break
+                    force = False
                 elif nxt != una and not v[NODELAY]:
                     break  # Nagle: one small segment in flight at a time
             self._emit(ACK | (PSH if n and n == avail else 0) | (FIN if fin else 0), nxt, n)
@@ -937,10 +999,12 @@ class TCB:
             sent = True
         if not sent and v[ACK_NOW]:
             self._emit(ACK, v[SND_NXT], 0)
-        # Zero window with data waiting and nothing in flight: persist (RFC 9293 3.8.6.1).
-        if (v[SND_WND] == 0 and tx_count > v[SND_NXT] - v[SND_UNA]
-                and v[SND_NXT] == v[SND_UNA] and v[REXMIT_AT] is None
-                and v[PERSIST_AT] is None):
+        # Data waiting, nothing in flight, and the window held it back (zero, or too
+        # small for SWS avoidance): the persist timer probes a zero window (RFC 9293
+        # 3.8.6.1) and is the override timer of a small one (RFC 1122 4.2.3.4), as Linux's
+        # probe timer is both. Without it nothing would ever move again.
+        if (tx_count > v[SND_NXT] - v[SND_UNA] and v[SND_NXT] == v[SND_UNA]
+                and v[REXMIT_AT] is None and v[PERSIST_AT] is None):
             v[PERSIST_AT] = port.ticks_add(now, v[RTO_MS])
 
     # ---- timers ------------------------------------------------------------------------
@@ -967,6 +1031,10 @@ class TCB:
                 self.stack.stats.tcpLingerTimeouts += 1
             self.abort(now)
             return
+        if v[ORPHAN_AT] is not None and diff(now, v[ORPHAN_AT]) >= 0:
+            self.stack.stats.tcpOrphanTimeouts += 1
+            self.abort(now)
+            return
         if v[KEEPALIVE_AT] is not None and diff(now, v[KEEPALIVE_AT]) >= 0:
             self._on_keepalive(now)
 
@@ -978,12 +1046,7 @@ class TCB:
         state = v[STATE]
         opening = state == SYN_SENT or state == SYN_RECEIVED
         if v[RETRIES] >= (cfg.syn_retries if opening else cfg.retries):
-            st.stats.tcpTimeouts += 1
-            if state == SYN_SENT:
-                st.stats.tcpAttemptFails += 1
-            if state == ESTABLISHED or state == CLOSE_WAIT:
-                st.stats.tcpEstabResets += 1
-            self._drop(port.ETIMEDOUT)
+            self._give_up()
             return
         v[RETRIES] += 1
         rto = v[RTO_MS] * 2
@@ -1002,15 +1065,41 @@ class TCB:
         v[RECOVER] = v[SND_MAX]
         v[SND_NXT] = v[SND_UNA]  # go back N; output() resends from snd_una
 
+    def _give_up(self):
+        """Retries ran out: drop with ETIMEDOUT, or with the ICMP error that explains it."""
+        v = self.v
+        stats = self.stack.stats
+        stats.tcpTimeouts += 1
+        state = v[STATE]
+        if state == SYN_SENT:
+            stats.tcpAttemptFails += 1
+        if state == ESTABLISHED or state == CLOSE_WAIT:
+            stats.tcpEstabResets += 1
+        self._drop(v[SOFT_ERR] or port.ETIMEDOUT)
+
     def _on_persist(self, now):
         v = self.v
+        st = self.stack
+        v[PERSIST_AT] = None
+        if v[SND_WND]:
+            # A window too small for sender SWS avoidance, and nothing moved for an RTO:
+            # send what fits now (the override timer, RFC 1122 4.2.3.4). The segment is
+            # data in flight: the retransmission timer takes over.
+            self.output(now, True)
+            return
+        if v[RETRIES] >= st.cfg.retries:
+            # Unanswered zero-window probes count as retransmissions: the peer is gone.
+            st.stats.tcpPersistAborts += 1
+            self._give_up()
+            return
+        v[RETRIES] += 1
         # Zero-window probe: an old sequence number (snd_una - 1), no data, which any TCP
         # answers with an ACK carrying its current window (as Linux's tcp_xmit_probe_skb).
-        self.stack.stats.tcpPersistProbes += 1
+        st.stats.tcpPersistProbes += 1
         self._emit(ACK, v[SND_UNA] - 1, 0)
         v[PERSIST_SHIFT] += 1
         wait = v[RTO_MS] << v[PERSIST_SHIFT] if v[PERSIST_SHIFT] < 7 else 1 << 30
-        cap = self.stack.cfg.rto_max_ms
+        cap = st.cfg.rto_max_ms
         v[PERSIST_AT] = port.ticks_add(now, wait if wait < cap else cap)
 
     def _on_keepalive(self, now):
@@ -1022,7 +1111,7 @@ class TCB:
         if v[KEEPALIVE_SENT] >= cfg.keepalive_probes:
             self.stack.stats.tcpKeepaliveDrops += 1
             self.stack.stats.tcpEstabResets += 1
-            self._drop(port.ETIMEDOUT)
+            self._drop(v[SOFT_ERR] or port.ETIMEDOUT)
             return
         v[KEEPALIVE_SENT] += 1
         self._emit(ACK, v[SND_UNA] - 1, 0)
@@ -1038,6 +1127,7 @@ class TCB:
         best = _left(v[ACK_AT], now, best)
         best = _left(v[FIN2_AT], now, best)
         best = _left(v[KEEPALIVE_AT], now, best)
+        best = _left(v[ORPHAN_AT], now, best)
         if best is not None and best < 0:
             best = 0
         return best

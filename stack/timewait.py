@@ -9,17 +9,20 @@
 #   8  SND.NXT (wire)          4 bytes   our next sequence number (FIN + 1)
 #   12 RCV.NXT (wire)          4 bytes   the peer's FIN + 1
 #   16 receive window          2 bytes   for the ACKs we send from TIME-WAIT
-#   18 spare                   2 bytes
+#   18 last out-of-window ACK  2 bytes   its tick, low 16 bits (one each 500 ms at most)
 #
 # When the table is full the record that expires first (the oldest) is recycled, counted as
 # tcpTimeWaitRecycled: the 4-tuple loses its protection early, which is the lesser evil
-# than refusing to close (lwIP and uIP do the same).
+# than refusing to close (lwIP and uIP do the same). Oldest-first runs across all peers, so
+# one busy (or hostile) peer's closes can push out another peer's records: those are also
+# counted apart, as tcpTimeWaitRecycledOther.
 
 from micropython import const
 
 from . import port
 
 _REC = const(20)
+_OOW_ACK_MS = const(500)  # Linux's tcp_invalid_ratelimit
 
 
 class TimeWaitTable:
@@ -39,8 +42,8 @@ class TimeWaitTable:
 
     def find(self, rip_hi, rip_lo, lport, rport):
         """Slot index of the record for this 4-tuple, or -1."""
-        if not self.used:
-            return -1
+        if not self.used or not lport:
+            return -1  # local port 0 marks a free slot: nothing real has it
         for slot in range(self.slots):
             i = slot * _REC
             if (self._get16(i + 4) == lport and self._get16(i + 6) == rport
@@ -53,7 +56,7 @@ class TimeWaitTable:
         """Store a record; recycle the oldest if full. Returns the slot."""
         slot = self.find(rip_hi, rip_lo, lport, rport)
         if slot < 0:
-            slot = self._free_slot(now, stats)
+            slot = self._free_slot(rip_hi, rip_lo, now, stats)
         i = slot * _REC
         self._put16(i, rip_hi)
         self._put16(i + 2, rip_lo)
@@ -64,10 +67,11 @@ class TimeWaitTable:
         self._put16(i + 12, rcv_hi)
         self._put16(i + 14, rcv_lo)
         self._put16(i + 16, wnd)
+        self._put16(i + 18, now - _OOW_ACK_MS)  # the first out-of-window ACK may go
         self.expiry[slot] = expiry
         return slot
 
-    def _free_slot(self, now, stats):
+    def _free_slot(self, rip_hi, rip_lo, now, stats):
         oldest = 0
         oldest_left = None
         for slot in range(self.slots):
@@ -78,6 +82,9 @@ class TimeWaitTable:
             if oldest_left is None or left < oldest_left:
                 oldest, oldest_left = slot, left
         stats.tcpTimeWaitRecycled += 1
+        i = oldest * _REC
+        if self._get16(i) != rip_hi or self._get16(i + 2) != rip_lo:
+            stats.tcpTimeWaitRecycledOther += 1
         return oldest
 
     def remove(self, slot):
@@ -97,6 +104,14 @@ class TimeWaitTable:
 
     def wnd(self, slot):
         return self._get16(slot * _REC + 16)
+
+    def oow_ack_allowed(self, slot, now):
+        """May this record answer an unacceptable segment now? (records the answer)"""
+        i = slot * _REC + 18
+        if (now - self._get16(i)) & 0xFFFF < _OOW_ACK_MS:
+            return False
+        self._put16(i, now)
+        return True
 
     def restart(self, slot, expiry):
         self.expiry[slot] = expiry
