@@ -13,6 +13,7 @@ MODULES = [
     "test_tcp_open",
     "test_tcp_data",
     "test_tcp_close",
+    "test_tcp_hostile",
     "test_blocking",
     "test_ether",
     "test_aio",

@@ -465,6 +465,10 @@ class TCB:
                 flags &= ~SYN
                 sq = 1
                 seg_len = 0
+                if v[SND_NXT] == 0:
+                    # Our SYN,ACK never left (their SYN and this came in one poll()):
+                    # nothing has acknowledged their SYN yet, so an ACK must.
+                    v[ACK_NOW] = True
 
         # First: is the segment in the window? (RFC 9293 3.10.7.4 table)
         wnd = v[RCV_ADV] - v[RCV_NXT]
@@ -728,10 +732,11 @@ class TCB:
                 st.stats.tcpFastRetransmits += 1
                 self._retransmit_first(now)
                 v[CWND] = v[SSTHRESH] + 3 * mss
-            elif v[DUPACKS] > 3 and v[IN_RECOVERY] and v[CWND] < _MAX_WND:
+            elif v[DUPACKS] > 3 and v[IN_RECOVERY]:
                 # Each further dup ACK: a segment has left the network. Bounded: a peer
                 # repeating an ACK 100,000 times must not grow cwnd (a heap int at 2**30).
-                v[CWND] += mss
+                c = v[CWND] + mss
+                v[CWND] = c if c < _MAX_WND else _MAX_WND
         # Window update (RFC 9293: only from a newer segment, or a newer ACK of the same).
         if v[SND_WL1] < sq or (v[SND_WL1] == sq and v[SND_WL2] <= ack):
             opened = v[SND_WND] == 0 and seg.wnd > 0

@@ -1,0 +1,468 @@
+# TCP on a hostile network (issue 10, DESIGN.md section 10): each test is a bug report that
+# once held, scripted on the virtual clock. Several segments reach the stack in ONE poll()
+# where the bug needs it (Peer.batch). MIT licence.
+
+import struct
+
+from tcpscript import ACK, FIN, MSS, PEER_IP, PSH, RST, SYN, WND, Peer, Seg, _csum, errno_of
+
+from stack import POLLERR, SHUT_WR, SO_ERROR, SOL_SOCKET, port
+
+_ICMP_UNREACH = 3
+
+
+def batch(p, *pkts):
+    """Queue packets on the link, then one poll(): they are all taken together."""
+    for pkt in pkts:
+        p.link_test.send(pkt)
+    return p.net.poll()
+
+
+def from_ip(pkt, src):
+    """The IPv4 packet pkt with another source address (4 bytes), checksums redone."""
+    pkt = bytearray(pkt)
+    pkt[12:16] = src
+    pkt[10] = pkt[11] = 0
+    c = 0xFFFF ^ _csum(bytes(pkt[:20]))
+    pkt[10], pkt[11] = c >> 8, c & 0xFF
+    pkt[36] = pkt[37] = 0
+    pseudo = bytes(pkt[12:20]) + struct.pack(">BBH", 0, 6, len(pkt) - 20)
+    c = 0xFFFF ^ _csum(pseudo + bytes(pkt[20:]))
+    pkt[36], pkt[37] = c >> 8, c & 0xFF
+    return bytes(pkt)
+
+
+def icmp_unreachable(code, quoted, src=PEER_IP):
+    """ICMP destination unreachable from src quoting the first 28 bytes of our packet."""
+    body = bytearray(struct.pack(">BBHI", _ICMP_UNREACH, code, 0, 0) + quoted[:28])
+    c = 0xFFFF ^ _csum(bytes(body))
+    body[2], body[3] = c >> 8, c & 0xFF
+    ip = bytearray(struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(body), 7, 0, 64, 1, 0)
+                   + src + b"\x0a\x00\x00\x02")
+    c = 0xFFFF ^ _csum(bytes(ip))
+    ip[10], ip[11] = c >> 8, c & 0xFF
+    return bytes(ip) + bytes(body)
+
+
+def last_sent(p):
+    """The raw IPv4 packet the stack sent last (for quoting in ICMP)."""
+    out = None
+    buf = bytearray(1600)
+    while True:
+        n = p.link_test.recv_into(buf)
+        if not n:
+            return out
+        out = bytes(buf[:n])
+
+
+class TestBatchedHandshake:
+    # Item 1: SYN, the same SYN again and the handshake ACK in one poll() made SND.NXT fall
+    # below SND.UNA; the next output copied from ring offset -1 (another connection's
+    # bytes on MicroPython, BufferError then a dead stack on CPython).
+    def test_syn_received_dup_syn_and_ack_in_one_poll(self):
+        p = Peer()
+        srv = p.listen()
+        p.send(Seg(SYN, 0, mss=MSS))
+        p.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
+        batch(p, p.packet(Seg(SYN, 0, mss=MSS)), p.packet(Seg(ACK, 1, 1)))
+        conn, _ = srv.accept()
+        tcb = conn._tcb
+        assert tcb.snd_una == 1 and tcb.snd_nxt == 1, (tcb.snd_una, tcb.snd_nxt)
+        conn.send(b"hello")
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"hello")])
+        p.send(Seg(ACK, 1, 6))
+        conn.send(b"again")  # Nagle: nothing in flight now, so it leaves at once
+        p.expect([Seg(ACK | PSH, 6, 1, wnd=WND, data=b"again")])
+        assert len(p.net.txbuf) == 1500
+
+    def test_syn_sent_syn_then_syn_ack_in_one_poll(self):
+        # Simultaneous open with both of the peer's segments in one batch: the SYN,ACK
+        # that would have acknowledged their SYN never left, so an ACK must.
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("10.0.0.1", p.port))
+        except OSError:
+            pass
+        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        batch(p, p.packet(Seg(SYN, 0, mss=MSS)), p.packet(Seg(SYN | ACK, 0, 1, mss=MSS)))
+        assert s.state == "ESTABLISHED"
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])
+        s.send(b"hi")
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"hi")])
+
+
+class TestZeroWindow:
+    # Item 2: a peer that vanished while advertising a zero window held connections for
+    # ever (orphans in FIN-WAIT-1 for a week; an open socket ESTABLISHED after hours).
+    def zero_window_conn(self, retries=4, **kw):
+        p = Peer(retries=retries, **kw)
+        srv = p.listen()
+        conn = p.accept(srv)
+        conn.send(b"r" * 100)
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"r" * 100)])
+        p.send(Seg(ACK, 1, 101, wnd=0))  # everything taken, window shut
+        conn.send(b"s" * 200)
+        p.expect_nothing()
+        return p, conn
+
+    def test_orphan_unanswered_probes_abort(self):
+        p, conn = self.zero_window_conn()
+        conn.close()
+        assert p.state() == "FIN-WAIT-1"
+        probes = 0
+        for _ in range(200):  # at most 200 x 10 s: far more than 4 probes need
+            p.advance(10_000)
+            probes += len(p.received())
+            if p.pool_full():
+                break
+        assert p.pool_full(), p.state()
+        assert probes == 4, probes
+        assert p.net.stats.tcpPersistAborts == 1
+
+    def test_established_unanswered_probes_report_etimedout(self):
+        p, conn = self.zero_window_conn()
+        for _ in range(200):
+            p.advance(10_000)
+            p.received()
+            if conn.state == "CLOSED":
+                break
+        assert conn.state == "CLOSED"
+        assert errno_of(conn.recv, 1) == port.ETIMEDOUT
+        assert p.net.stats.tcpPersistAborts == 1
+
+    def test_established_answered_probes_keep_connection(self):
+        # RFC 1122 4.2.2.17: a peer that answers may keep its window shut for ever.
+        p, conn = self.zero_window_conn()
+        probes = 0
+        for _ in range(1200):  # 20 minutes: many more probes than retries=4
+            p.advance(1000)
+            for seg in p.received():
+                assert seg.seq == 100 and not seg.data, seg  # a probe: snd_una - 1
+                probes += 1
+                p.send(Seg(ACK, 1, 101, wnd=0))
+        assert probes > 10, probes
+        assert conn.state == "ESTABLISHED"
+        p.send(Seg(ACK, 1, 101, wnd=WND))  # the window opens: the data goes
+        p.expect([Seg(ACK | PSH, 101, 1, wnd=WND, data=b"s" * 200)])
+
+    def test_orphan_answered_probes_end_with_its_lifetime(self):
+        p, conn = self.zero_window_conn(retries=15, orphan_timeout_ms=120_000)
+        conn.close()
+        rst = None
+        for _ in range(200):
+            p.advance(1000)
+            for seg in p.received():
+                if seg.flags & RST:
+                    rst = seg
+                else:
+                    p.send(Seg(ACK, 1, 101, wnd=0))
+            if p.pool_full():
+                break
+        assert p.pool_full() and rst is not None
+        assert p.net.stats.tcpOrphanTimeouts == 1
+
+
+class TestSmallWindow:
+    # Item 3: a window below the MSS and below half its maximum, data queued: sender SWS
+    # avoidance held the data back with no override timer; nothing ever moved again.
+    def test_small_window_override_timer_sends(self):
+        p = Peer(tx_buf=4096)
+        srv = p.listen()
+        conn = p.accept(srv)
+        conn.send(b"a" * 1000)
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"a" * 1000)])
+        p.send(Seg(ACK, 1, 1001, wnd=100))  # max seen 65535; now 100 < MSS, < half
+        conn.send(b"b" * 1000)
+        p.expect_nothing()
+        assert p.net.poll() is not None, "no timer: the data would wait for ever"
+        p.advance(1000)  # one RTO: the override timer sends what the window takes
+        p.expect([Seg(ACK, 1001, 1, wnd=WND, data=b"b" * 100)])
+        p.send(Seg(ACK, 1, 1101, wnd=WND))
+        p.expect([Seg(ACK | PSH, 1101, 1, wnd=WND, data=b"b" * 900)])
+
+    def test_small_window_orphan_finishes(self):
+        p = Peer(tx_buf=4096)
+        srv = p.listen()
+        conn = p.accept(srv)
+        conn.send(b"a" * 1000)
+        p.received()
+        p.send(Seg(ACK, 1, 1001, wnd=100))
+        conn.send(b"b" * 300)
+        conn.close()
+        got = {}
+        for _ in range(1000):
+            p.advance(100)
+            for seg in p.received():
+                got[seg.seq] = seg.data
+                if seg.flags & FIN:
+                    p.send(Seg(FIN | ACK, 1, seg.seq + len(seg.data) + 1, wnd=100))
+                else:
+                    p.send(Seg(ACK, 1, seg.seq + len(seg.data), wnd=100))
+            if p.pool_full():
+                break
+        assert b"".join(got[k] for k in sorted(got)) == b"b" * 300, got
+        assert p.pool_full()
+
+
+class TestIcmp:
+    # Item 6: a forged port unreachable ended a connect() whatever sequence it quoted.
+    def syn_sent(self):
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("10.0.0.1", p.port))
+        except OSError:
+            pass
+        syn = last_sent(p)
+        p.iss = struct.unpack(">I", syn[24:28])[0]
+        p.lport = struct.unpack(">H", syn[20:22])[0]
+        return p, s, syn
+
+    def test_syn_sent_unreachable_with_wrong_sequence_ignored(self):
+        p, s, syn = self.syn_sent()
+        forged = bytearray(syn)
+        forged[27] ^= 0x40  # ISS + 64: not our SYN
+        batch(p, icmp_unreachable(3, bytes(forged)))
+        assert s.state == "SYN-SENT"
+        assert p.net.stats.icmpInBadQuotes == 1
+        batch(p, icmp_unreachable(3, syn))
+        assert s.state == "CLOSED"
+        assert errno_of(s.connect, ("10.0.0.1", p.port)) == port.ECONNREFUSED
+
+    # Item 8: on a synchronized connection unreachables are soft errors: no sticky
+    # POLLERR; reported only if the connection later times out.
+    def test_established_unreachable_is_soft(self):
+        p = Peer(retries=2)
+        s = p.connect()
+        s.send(b"x" * 10)
+        seg = last_sent(p)
+        batch(p, icmp_unreachable(1, seg))  # host unreachable
+        batch(p, icmp_unreachable(4, seg))  # fragmentation needed: not an error at all
+        assert not s.poll_flags() & POLLERR
+        assert s.getsockopt(SOL_SOCKET, SO_ERROR) == 0
+        assert s.state == "ESTABLISHED"
+        for _ in range(30):
+            p.advance(10_000)
+            if s.state == "CLOSED":
+                break
+        assert errno_of(s.recv, 1) == port.EHOSTUNREACH
+
+    def test_established_soft_error_forgotten_after_progress(self):
+        p = Peer(retries=2)
+        s = p.connect()
+        s.send(b"x" * 10)
+        seg = last_sent(p)
+        batch(p, icmp_unreachable(1, seg))
+        p.send(Seg(ACK, 1, 11))  # it got through after all
+        s.send(b"y")
+        for _ in range(30):
+            p.advance(10_000)
+            if s.state == "CLOSED":
+                break
+        assert errno_of(s.recv, 1) == port.ETIMEDOUT
+
+
+class TestSynReceivedAck:
+    # Item 7: an out-of-window segment in SYN-RECEIVED set "ACK now", which was never
+    # sent nor cleared: poll() returned 0 for up to a minute (a board at 100 % CPU).
+    def test_syn_received_unacceptable_segment_gets_ack(self):
+        p = Peer()
+        p.listen()
+        p.send(Seg(SYN, 0, mss=MSS))
+        p.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
+        p.send(Seg(ACK, 100000, 1))
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])
+        assert p.net.poll() > 0
+
+
+class TestCongestion:
+    # Item 9: duplicate ACKs grew cwnd without bound (100k of them: 146 M, a heap int).
+    def test_dup_acks_do_not_grow_cwnd_without_bound(self):
+        p = Peer()
+        s = p.connect()
+        s.setsockopt(6, 1, 1)  # TCP_NODELAY
+        for _ in range(4):
+            s.send(b"d" * 100)
+        p.received()
+        for _ in range(3000):
+            p.link_test.send(p.packet(Seg(ACK, 1, 1)))
+            p.net.poll()
+            p.received()
+        assert p.net.tcbs[0].cwnd <= 65535, p.net.tcbs[0].cwnd
+
+
+class TestTimeWaitTable:
+    # Item 10: a freed TIME-WAIT record still matched segments to port 0.
+    def test_time_wait_freed_record_not_matched(self):
+        from test_tcp_close import time_wait
+
+        p, s = time_wait()
+        # Another peer's record lives on, so the table is searched at all.
+        p.net.tw.add(0x0A00, 0x0009, 80, 1234, 0, 0, 0, 0, 0,
+                     port.ticks_add(p.now, 60_000), p.now, p.net.stats)
+        p.advance(2000)  # 2 x MSL (msl_ms=1000): our record is freed
+        assert p.net.tw.used == 1
+        p.send(Seg(ACK, 2, 2), dport=0)
+        (seg,) = p.received()
+        assert seg.flags & RST, seg
+
+    def test_time_wait_old_duplicate_gets_ack_rate_limited(self):
+        # RFC 9293 3.10.7.4: an unacceptable segment in TIME-WAIT is answered with
+        # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, as Linux does; at most one per 500 ms.
+        from test_tcp_close import time_wait
+
+        p, s = time_wait()
+        p.send(Seg(ACK, 0, 1))  # an old duplicate
+        p.expect([Seg(ACK, 2, 2, wnd=WND - 1)])
+        p.send(Seg(ACK, 0, 1))
+        p.expect_nothing()
+        p.advance(500)
+        p.send(Seg(ACK, 0, 1))
+        p.expect([Seg(ACK, 2, 2, wnd=WND - 1)])
+        p.send(Seg(ACK, 2, 2))  # acceptable: nothing to say
+        p.expect_nothing()
+
+    def test_time_wait_recycling_counts_other_peers(self):
+        # Item 14: oldest-first across all peers, counted apart when another peer's
+        # record goes.
+        from test_tcp_close import time_wait
+
+        p, s = time_wait()
+        tw = p.net.tw
+        st = p.net.stats
+        for i in range(tw.slots):  # fill the table with another peer's records
+            tw.add(0x0A00, 0x0009, 80, 1000 + i, 0, 0, 0, 0, 0,
+                   port.ticks_add(p.now, 60_000 + i), p.now, st)
+        assert st.tcpTimeWaitRecycled == 1 and st.tcpTimeWaitRecycledOther == 1
+        tw.add(0x0A00, 0x0009, 80, 2000, 0, 0, 0, 0, 0, port.ticks_add(p.now, 70_000),
+               p.now, st)
+        assert st.tcpTimeWaitRecycled == 2 and st.tcpTimeWaitRecycledOther == 1
+
+
+class TestChallengeAcks:
+    # Item 11: the budget was exactly 10 a second, so counting provoked ACKs told an
+    # off-path attacker a connection existed.
+    def test_challenge_ack_budget_varies(self):
+        p = Peer()
+        p.connect()
+        counts = []
+        for _ in range(12):
+            p.advance(1000)
+            n = 0
+            for _ in range(30):
+                p.send(Seg(RST, 5))  # in window, not exact: a challenge ACK, if allowed
+                n += len(p.received())
+            counts.append(n)
+        assert min(counts) >= 5 and max(counts) < 15, counts
+        assert len(set(counts)) > 1, counts
+
+
+class TestSynFlood:
+    # Item 12: with tcbs=4, four spoofed SYNs locked a legitimate client out for 123 s.
+    def test_syn_flood_recycles_oldest_embryonic(self):
+        p = Peer(tcbs=4)
+        srv = p.listen(backlog=4)
+        for i in range(8):
+            spoof = bytes((10, 0, 0, 100 + i))
+            p.link_test.send(from_ip(p.packet(Seg(SYN, 0, mss=MSS), sport=2000 + i), spoof))
+        p.net.poll()
+        p.received()
+        assert p.net.free_tcb_count() == 0
+        conn = p.accept(srv)  # the legitimate client gets in at once
+        conn.send(b"ok")
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"ok")])
+        assert p.net.stats.tcpSynFloodRecycled >= 5
+        assert p.net.stats.tcpListenDrops == 0
+
+    def test_syn_flood_spares_connections_waiting_for_accept(self):
+        p = Peer(tcbs=4)
+        srv = p.listen(backlog=2)
+        first = p.port
+        p.send(Seg(SYN, 0, mss=MSS))
+        p.received()
+        p.send(Seg(ACK, 1, 1))  # established, not accepted yet
+        for i in range(6):
+            spoof = bytes((10, 0, 0, 100 + i))
+            p.link_test.send(from_ip(p.packet(Seg(SYN, 0, mss=MSS), sport=2000 + i), spoof))
+        p.net.poll()
+        conn, addr = srv.accept()
+        assert addr == ("10.0.0.1", first)
+
+
+class TestMss:
+    # Item 13: a peer MSS of 1 made 3,000 bytes into 3,000 segments.
+    def test_peer_mss_clamped_to_48(self):
+        p = Peer()
+        srv = p.listen()
+        p.send(Seg(SYN, 0, mss=1))
+        p.received()
+        p.send(Seg(ACK, 1, 1))
+        conn, _ = srv.accept()
+        conn.send(b"m" * 480)
+        sizes = []
+        for _ in range(40):
+            got = p.received()
+            if not got:
+                p.advance(200)
+                continue
+            for seg in got:
+                sizes.append(len(seg.data))
+                p.send(Seg(ACK, 1, seg.seq + len(seg.data)))
+            if sum(sizes) >= 480:
+                break
+        assert sum(sizes) == 480 and max(sizes) == 48, sizes
+
+    def test_peer_mss_zero_means_default(self):
+        p = Peer()
+        srv = p.listen()
+        p.send(Seg(SYN, 0, mss=0))
+        p.received()
+        p.send(Seg(ACK, 1, 1))
+        conn, _ = srv.accept()
+        assert conn._tcb.snd_mss == 536
+
+
+class TestClosingErrors:
+    # An RST accepted in LAST-ACK or CLOSING left SO_ERROR 0; Linux reports ECONNRESET.
+    def test_last_ack_rst_sets_so_error(self):
+        from test_tcp_close import close_wait
+
+        p, s = close_wait()
+        s.shutdown(SHUT_WR)  # LAST-ACK, and the application still holds the socket
+        p.expect([Seg(FIN | ACK, 1, 2, wnd=WND - 1)])
+        p.send(Seg(RST, 2))
+        assert s.state == "CLOSED"
+        assert s.getsockopt(SOL_SOCKET, SO_ERROR) == port.ECONNRESET
+        assert s.recv(1) == b""  # EOF came first, as on Linux
+
+    def test_closing_rst_sets_so_error(self):
+        from test_tcp_close import closing
+
+        p, s = closing()
+        p.send(Seg(RST, 2))
+        assert s.getsockopt(SOL_SOCKET, SO_ERROR) == port.ECONNRESET
+
+
+class TestRto:
+    # RFC 6298 5.7: after a resent SYN the RTO starts data at 3 s.
+    def test_rto_three_seconds_after_syn_retransmission(self):
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("10.0.0.1", p.port))
+        except OSError:
+            pass
+        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p.advance(1000)
+        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p.send(Seg(SYN | ACK, 0, 1, mss=MSS))
+        p.expect([Seg(ACK, 1, 1, wnd=WND)])
+        s.send(b"z")
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"z")])
+        p.expect_nothing(2999)
+        p.advance(1)
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"z")])
