@@ -93,6 +93,25 @@ class TestBatchedHandshake:
         p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"hi")])
 
 
+    def test_simultaneous_open_close_in_syn_received_resets(self):
+        # A FIN before our SYN is acknowledged had no place in the send ring (it was
+        # queued at the SYN's own sequence number): the half-open connection is reset.
+        p = Peer()
+        s = p.net.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("10.0.0.1", p.port))
+        except OSError:
+            pass
+        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p.send(Seg(SYN, 0, mss=MSS))
+        p.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
+        assert errno_of(s.shutdown, SHUT_WR) == port.ENOTCONN
+        s.close()
+        p.expect([Seg(RST | ACK, 1, 1, wnd=0)])
+        assert p.pool_full()
+
+
 class TestZeroWindow:
     # Item 2: a peer that vanished while advertising a zero window held connections for
     # ever (orphans in FIN-WAIT-1 for a week; an open socket ESTABLISHED after hours).

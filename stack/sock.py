@@ -367,7 +367,8 @@ class Socket:
         tcb = self._conn()
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
             raise _err(port.EINVAL)
-        if tcb.v[STATE] == SYN_SENT or tcb.v[STATE] == CLOSED and not tcb.v[ENDED]:
+        s = tcb.v[STATE]
+        if s == SYN_SENT or s == SYN_RECEIVED or s == CLOSED and not tcb.v[ENDED]:
             raise _err(port.ENOTCONN)
         if how != SHUT_WR:
             tcb.discard_received()

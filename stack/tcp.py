@@ -344,12 +344,17 @@ class TCB:
         """No more data from the application: queue our FIN after what is in the ring."""
         v = self.v
         s = v[STATE]
-        if s == SYN_SENT or (s == SYN_RECEIVED and v[PARENT] is not None):
+        if s == SYN_SENT:
             self._drop(0)
+            return
+        if s == SYN_RECEIVED:
+            # Our SYN is not acknowledged yet, so a FIN has no place to go (the send ring
+            # starts after the SYN only once it is): reset the half-open connection.
+            self.abort(now)
             return
         if v[FIN_SEQ] >= 0:
             return
-        if s == ESTABLISHED or s == SYN_RECEIVED:
+        if s == ESTABLISHED:
             self._set_state(FIN_WAIT_1)
         elif s == CLOSE_WAIT:
             self._set_state(LAST_ACK)
