@@ -18,4 +18,5 @@ MODULES = [
     "test_ether",
     "test_aio",
     "test_debug",
+    "test_lan_hostile",
 ]

@@ -29,5 +29,10 @@ def for_us(buf, mac):
             and buf[3] == mac[3] and buf[4] == mac[4] and buf[5] == mac[5])
 
 
+def multicast_mac(hi, lo):
+    """01:00:5e and the low 23 bits of the group hi.lo (RFC 1112 6.4). Allocates: cold path."""
+    return bytes((0x01, 0x00, 0x5E, hi & 0x7F, lo >> 8, lo & 0xFF))
+
+
 def mac_text(mac):
     return ":".join("%02x" % b for b in mac)

@@ -108,6 +108,8 @@ class Stack:
             self.arp = arp.ARPCache(config.ARP_ENTRIES, config.ARP_QUEUE, self.ip_off + mtu,
                                     config.ARP_TIMEOUT_MS, config.ARP_RETRY_MS,
                                     config.ARP_RETRIES, self.stats)
+            if self.gateway:
+                self.arp.keep_hi, self.arp.keep_lo = self.gw_hi, self.gw_lo  # never evicted
             self.arpbuf = bytearray(ether.HEADER_LEN + arp.PACKET_LEN)
             # Every IPv4 frame we send has our MAC and type IPv4: written once, here.
             ether.write_header(self.txbuf, ether.BROADCAST, self.mac, ether.TYPE_IPV4)
@@ -121,8 +123,10 @@ class Stack:
         self.challenge_count = 0
         self.challenge_budget = config.CHALLENGE_ACKS_PER_S
         self.secret = port.urandom(16)  # RFC 6528 F() key
-        self.next_port = config.EPHEMERAL_LOW + (self.secret[0] << 8 | self.secret[1]) % (
-            config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW)
+        # RFC 6056 next_ephemeral: a counter (not a port) advanced at random; see
+        # ephemeral_port(). Starts anywhere.
+        self.next_port = (self.secret[0] << 8 | self.secret[1]) % (
+            config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW + 1)
         if self.mac:
             # Gratuitous ARP: announce our address (and find a duplicate, if one answers).
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
@@ -172,7 +176,8 @@ class Stack:
                 i = self.arp.next_request(now)
                 if i < 0:
                     break
-                self.send_arp_request(self.arp.ip_hi[i], self.arp.ip_lo[i])
+                self.send_arp_request(self.arp.ip_hi[i], self.arp.ip_lo[i],
+                                      self.arp.probe_mac(i))
             left = self.arp.next_due_ms(now)
             if left is not None and (best is None or left < best):
                 best = left if left > 0 else 0
@@ -237,14 +242,27 @@ class Stack:
         return seq.halves(v)
 
     def ephemeral_port(self, rip_hi, rip_lo, rport):
+        """A free local port for a connection to rip:rport, 0 if none (RFC 6056).
+
+        Algorithm 3 ("simple hash-based"): port = LOW + (offset + next_ephemeral) % span, with
+        offset = F(local address, remote address, remote port, secret). A port seen on a
+        connection to one destination says nothing about the ports used towards others.
+        next_ephemeral then moves on by a random 2..65 rather than by 1 (as Linux adds
+        random increments to its Algorithm 4 table), so two connections to the same
+        destination do not get consecutive, predictable ports either, and the port space
+        is still used in order, far from ports just closed. Ports in use, and 4-tuples in
+        TIME-WAIT, are skipped. Runs at connect() only: one hash, a few small ints.
+        """
         span = config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW + 1
+        # 16 bits of a 32-bit hash: shifting keeps it a small int on 32-bit boards.
+        offset = _hash(self.secret, self.ip_hi, self.ip_lo, rip_hi, rip_lo, rport) >> 16
+        c = self.next_port
         for _ in range(span):
-            p = self.next_port
-            self.next_port = p + 1 if p < config.EPHEMERAL_HIGH else config.EPHEMERAL_LOW
-            if self.port_in_use(p):
+            p = config.EPHEMERAL_LOW + (offset + c) % span
+            c += 1
+            if self.port_in_use(p) or self.tw.find(rip_hi, rip_lo, p, rport) >= 0:
                 continue
-            if self.tw.find(rip_hi, rip_lo, p, rport) >= 0:
-                continue
+            self.next_port = (c + 1 + (port.urandom(1)[0] & 0x3F)) % span
             return p
         return 0
 
@@ -293,45 +311,75 @@ class Stack:
             self.stats.ethInDrops += 1
 
     def process_arp(self, n, now):
-        """RFC 826: answer requests for our address, learn from what we hear."""
+        """RFC 826: answer requests for our address; learn only what arp.py's policy lets
+        through (a spoofing neighbour must not redirect or evict our next hops)."""
         buf = self.rxbuf
+        stats = self.stats
         a = ether.HEADER_LEN
         if (n < a + arp.PACKET_LEN or buf[a] != 0 or buf[a + 1] != 1 or buf[a + 2] != 0x08
-                or buf[a + 3] != 0 or buf[a + 4] != 6 or buf[a + 5] != 4):
-            self.stats.ethInDrops += 1
+                or buf[a + 3] != 0 or buf[a + 4] != 6 or buf[a + 5] != 4 or buf[a + 6]):
+            stats.ethInDrops += 1
             return
         op = buf[a + 7]
+        if op == arp.OP_REQUEST:
+            stats.arpInRequests += 1
+        elif op == arp.OP_REPLY:
+            stats.arpInReplies += 1
+        else:
+            return
+        # The sender's MAC must be one host's: not broadcast or multicast (the group bit),
+        # not all zeros, not ours. Nothing is learnt or answered otherwise.
+        m = a + 8
+        mac = self.mac
+        if (buf[m] & 1 or not (buf[m] | buf[m + 1] | buf[m + 2] | buf[m + 3] | buf[m + 4]
+                               | buf[m + 5])
+                or (buf[m] == mac[0] and buf[m + 1] == mac[1] and buf[m + 2] == mac[2]
+                    and buf[m + 3] == mac[3] and buf[m + 4] == mac[4]
+                    and buf[m + 5] == mac[5])):
+            stats.arpRefused += 1
+            stats.arpRefusedMac += 1
+            return
         shi = (buf[a + 14] << 8) | buf[a + 15]
         slo = (buf[a + 16] << 8) | buf[a + 17]
         to_us = ((buf[a + 24] << 8) | buf[a + 25]) == self.ip_hi and (
             (buf[a + 26] << 8) | buf[a + 27]) == self.ip_lo
-        if op == arp.OP_REQUEST:
-            self.stats.arpInRequests += 1
-        elif op == arp.OP_REPLY:
-            self.stats.arpInReplies += 1
-        else:
-            return
-        if shi == self.ip_hi and slo == self.ip_lo:
-            return  # someone else claims our address (or our own echo): learn nothing
-        sha = self.rxmv[a + 8:a + 14]
-        i = self.arp.learn(shi, slo, sha, now, to_us)
-        if i >= 0:
-            q = self.arp.take_queued(i)
-            if q >= 0:
-                frame = self.arp.qbuf[q]
-                frame[0:6] = sha
-                if self.capture is not None:
-                    self.capture(1, frame, self.arp.qlen[q])
-                self.link.send(memoryview(frame)[:self.arp.qlen[q]])
-                self.arp.release(q)
-        if op == arp.OP_REQUEST and to_us:
-            self.stats.arpOutReplies += 1
+        ask = op == arp.OP_REQUEST and to_us
+        if shi or slo:
+            if ipv4.martian(shi, slo, self.ip_hi, self.ip_lo, self.mask_hi, self.mask_lo):
+                # 127/8, multicast, broadcast, our own address (a duplicate, or a spoof):
+                # neither learnt nor answered.
+                stats.arpRefused += 1
+                stats.arpRefusedAddr += 1
+                return
+            if ((shi ^ self.ip_hi) & self.mask_hi) or ((slo ^ self.ip_lo) & self.mask_lo):
+                # Off-link: we never ARP for it, so there is nothing to learn (answered).
+                if to_us:
+                    stats.arpRefused += 1
+                    stats.arpRefusedAddr += 1
+            else:
+                i = self.arp.hear(shi, slo, buf, m, now,
+                                  arp.ASKED if ask else arp.ANSWERED if to_us else arp.HEARD)
+                if i >= 0:
+                    q = self.arp.take_queued(i)
+                    if q >= 0:
+                        frame = self.arp.qbuf[q]
+                        frame[0:6] = self.arp.macs[i]
+                        if self.capture is not None:
+                            self.capture(1, frame, self.arp.qlen[q])
+                        self.link.send(memoryview(frame)[:self.arp.qlen[q]])
+                        self.arp.release(q)
+        # else: sender 0.0.0.0, an RFC 5227 probe: it claims nothing; answered if for us.
+        if ask:
+            stats.arpOutReplies += 1
+            sha = self.rxmv[m:m + 6]
             self.send_arp(arp.OP_REPLY, sha, sha, self.rxmv[a + 14:a + 18])
 
-    def send_arp_request(self, hi, lo):
+    def send_arp_request(self, hi, lo, dst=None):
+        """Who has hi.lo? Broadcast, or unicast to dst: the MAC we have for it (a probe)."""
         self.stats.arpOutRequests += 1
         tpa = bytes((hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF))
-        self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, tpa)
+        self.send_arp(arp.OP_REQUEST, ether.BROADCAST if dst is None else dst, b"\x00" * 6,
+                      tpa)
 
     def send_arp(self, op, eth_dst, tha, tpa):
         buf = self.arpbuf
@@ -353,6 +401,17 @@ class Stack:
                 buf[ip + 18] << 8 | buf[ip + 19]) != self.ip_lo:
             stats.ipInAddrErrors += 1
             return
+        # Martian sources (0/8, 127/8, 224/4, 240/4, our subnet broadcast, our own address)
+        # are nobody we may answer: a SYN or a ping "from" them would make us reply to a
+        # broadcast, a group or ourselves. The first line is a cheap superset (most sources
+        # fail it at once), ipv4.martian() decides. No allocation: 16-bit halves.
+        shi = (buf[ip + 12] << 8) | buf[ip + 13]
+        slo = (buf[ip + 14] << 8) | buf[ip + 15]
+        if (shi < 0x0100 or shi >= 0xE000 or (shi >> 8) == 127 or (slo | self.mask_lo) == 0xFFFF
+                or (slo == self.ip_lo and shi == self.ip_hi)):
+            if ipv4.martian(shi, slo, self.ip_hi, self.ip_lo, self.mask_hi, self.mask_lo):
+                stats.ipInMartians += 1
+                return
         proto = buf[ip + 9]
         total = (buf[ip + 2] << 8) | buf[ip + 3]
         if proto == ipv4.PROTO_TCP:
@@ -390,26 +449,35 @@ class Stack:
             ipv4.write_header(out, self.ip_off, self.ip, rhi, rlo, ipv4.PROTO_ICMP, n,
                               self.ident)
             stats.icmpOutEchoReps += 1
-            self.dispatch_ipv4(rhi, rlo, ipv4.HEADER_LEN + n, now)
+            # Low priority: the source may be forged; its ARP must not crowd out ours.
+            self.dispatch_ipv4(rhi, rlo, ipv4.HEADER_LEN + n, now, True)
         elif kind == icmp.DEST_UNREACH:
             stats.icmpInDestUnreachs += 1
-            # The offending datagram's IP header and first 8 bytes follow (RFC 792).
+            # The offending datagram follows (RFC 792): its IP header and at least the
+            # first 8 bytes of its TCP header (ports and sequence number). Only a segment
+            # we sent can be quoted: IPv4, a sane header length inside the message, TCP,
+            # from our address, to a connection we have. The TCB then checks the quoted
+            # sequence number (RFC 5927), so a forger must know more than the 4-tuple.
             e = c + 8
-            if n < 8 + 28 or buf[e + 9] != ipv4.PROTO_TCP:
+            ehlen = (buf[e] & 0x0F) * 4 if n >= 8 + 28 else 0
+            if (ehlen < ipv4.HEADER_LEN or n < 8 + ehlen + 8 or buf[e] >> 4 != 4
+                    or buf[e + 9] != ipv4.PROTO_TCP
+                    or ((buf[e + 12] << 8) | buf[e + 13]) != self.ip_hi
+                    or ((buf[e + 14] << 8) | buf[e + 15]) != self.ip_lo):
+                stats.icmpInBadQuotes += 1
                 return
-            ehlen = (buf[e] & 0x0F) * 4
             t = e + ehlen
-            if n < 8 + ehlen + 8:
-                return
             lport = (buf[t] << 8) | buf[t + 1]
             rport = (buf[t + 2] << 8) | buf[t + 3]
             rhi = (buf[e + 16] << 8) | buf[e + 17]
             rlo = (buf[e + 18] << 8) | buf[e + 19]
             for tcb in self.tcbs:
-                if (tcb.v[IN_USE] and tcb.v[LPORT] == lport and tcb.v[RPORT] == rport
-                        and tcb.v[RIP_HI] == rhi and tcb.v[RIP_LO] == rlo):
+                v = tcb.v
+                if (v[IN_USE] and v[LPORT] == lport and v[RPORT] == rport
+                        and v[RIP_HI] == rhi and v[RIP_LO] == rlo and v[STATE] != CLOSED):
                     tcb.icmp_unreachable(buf[c + 1], buf, t)
                     return
+            stats.icmpInBadQuotes += 1  # no such connection
 
     def process_tcp(self, ip, hlen, total, now):
         seg = self.seg
@@ -582,9 +650,13 @@ class Stack:
             self.tracer("out", buf, ip, total)
         self.dispatch_ipv4(rip_hi, rip_lo, total, self.clock())
 
-    def dispatch_ipv4(self, dst_hi, dst_lo, total, now):
+    def dispatch_ipv4(self, dst_hi, dst_lo, total, now, low=False):
         """Send the IPv4 packet at txbuf[ip_off:ip_off + total]: straight out on an IP-only
-        link; on Ethernet to the next hop's MAC, holding the frame while ARP resolves it."""
+        link; on Ethernet to the next hop's MAC, holding the frame while ARP resolves it.
+
+        low: the packet answers one we did not ask for (an echo reply): it may not take
+        ARP resources our own traffic needs, nor mark its next hop as in use (arp.py).
+        """
         self.stats.ipOutRequests += 1
         if not self.mac:
             if self.capture is not None:
@@ -593,29 +665,44 @@ class Stack:
             return
         nh_hi, nh_lo = dst_hi, dst_lo
         if ((dst_hi ^ self.ip_hi) & self.mask_hi) or ((dst_lo ^ self.ip_lo) & self.mask_lo):
-            if not self.gateway:
+            if dst_hi >= 0xE000 or dst_hi < 0x0100 or (dst_hi >> 8) == 127:
+                pass  # not routed: multicast, broadcast or martian (sorted out below)
+            elif not self.gateway:
                 self.stats.ipOutNoRoutes += 1
                 return
-            nh_hi, nh_lo = self.gw_hi, self.gw_lo
+            else:
+                nh_hi, nh_lo = self.gw_hi, self.gw_lo
         buf = self.txbuf
         n = ether.HEADER_LEN + total
-        mac = self.arp.resolved_mac(nh_hi, nh_lo)
-        if mac is not None:
-            buf[0] = mac[0]
-            buf[1] = mac[1]
-            buf[2] = mac[2]
-            buf[3] = mac[3]
-            buf[4] = mac[4]
-            buf[5] = mac[5]
-            if self.capture is not None:
-                self.capture(1, buf, n)
-            self.link.send(self.txmv[:n])
-            return
-        i, ask = self.arp.start(nh_hi, nh_lo, now)
-        if i < 0 or not self.arp.enqueue(i, buf, n):
-            self.stats.arpQueueDrops += 1
-        if ask:
-            self.send_arp_request(nh_hi, nh_lo)
+        mac = self.arp.lookup(nh_hi, nh_lo, now, not low)
+        if mac is None:
+            if ipv4.martian(nh_hi, nh_lo, self.ip_hi, self.ip_lo, self.mask_hi, self.mask_lo):
+                # Never an ARP entry for these. Broadcast and multicast have fixed MACs;
+                # 0/8, 127/8, 240/4 and our own address are not sent anywhere.
+                if ipv4.is_broadcast(nh_hi, nh_lo, self.ip_hi, self.ip_lo, self.mask_hi,
+                                     self.mask_lo):
+                    mac = ether.BROADCAST
+                elif nh_hi >> 12 == 0xE:
+                    mac = ether.multicast_mac(nh_hi, nh_lo)
+                else:
+                    self.stats.ipOutNoRoutes += 1
+                    return
+            else:
+                i, ask = self.arp.start(nh_hi, nh_lo, now, low)
+                if i < 0 or not self.arp.enqueue(i, buf, n, low):
+                    self.stats.arpQueueDrops += 1
+                if ask:
+                    self.send_arp_request(nh_hi, nh_lo)
+                return
+        buf[0] = mac[0]
+        buf[1] = mac[1]
+        buf[2] = mac[2]
+        buf[3] = mac[3]
+        buf[4] = mac[4]
+        buf[5] = mac[5]
+        if self.capture is not None:
+            self.capture(1, buf, n)
+        self.link.send(self.txmv[:n])
 
 
 def _hash(secret, *words):

@@ -38,6 +38,31 @@ def halves_of(addr4):
     return (addr4[0] << 8) | addr4[1], (addr4[2] << 8) | addr4[3]
 
 
+def is_broadcast(hi, lo, ip_hi, ip_lo, mask_hi, mask_lo):
+    """255.255.255.255, or the directed broadcast of our prefix (none on /31 and /32, whose
+    every address is a host: RFC 3021)."""
+    if hi == 0xFFFF and lo == 0xFFFF:
+        return True
+    # A /31 or /32 mask has bit 1 set: no directed broadcast.
+    return (not (mask_lo & 2) and (hi | mask_hi) == 0xFFFF and (lo | mask_lo) == 0xFFFF
+            and not ((hi ^ ip_hi) & mask_hi) and not ((lo ^ ip_lo) & mask_lo))
+
+
+def martian(hi, lo, ip_hi, ip_lo, mask_hi, mask_lo):
+    """True if hi.lo can be no neighbour's source address (RFC 1812 5.3.7, RFC 1122 3.2.1.3):
+    0/8 ("this network"), 127/8 (loopback), 224/4 (multicast), 240/4 (reserved, and with it
+    255.255.255.255), the directed broadcast of our prefix, or our own address (ip_hi.ip_lo).
+
+    Compares 16-bit halves: no allocation on any board.
+    """
+    a = hi >> 8
+    if a == 0 or a == 127 or a >= 224:
+        return True
+    if hi == ip_hi and lo == ip_lo:
+        return True
+    return is_broadcast(hi, lo, ip_hi, ip_lo, mask_hi, mask_lo)
+
+
 def check(buf, ip, n, stats):
     """Validate the IPv4 header at buf[ip:ip+n]; return the header length or 0 to drop.
 

@@ -40,6 +40,11 @@ NAMES = (
     "arpUnresolved",  # frames dropped because their next hop never answered
     "arpRefused",  # claims not learnt: broadcast/multicast sender MAC, martian sender,
     #                an unsolicited overwrite, or an eviction of an entry in use
+    "arpRefusedMac",  # ... of them: sender MAC broadcast, multicast, zero or ours
+    "arpRefusedAddr",  # ... sender address martian, or off-link in a packet to us
+    "arpRefusedClaim",  # ... an unsolicited reply, or another MAC for a resolved entry
+    "arpRefusedFull",  # ... no entry without evicting one in use or the gateway's, or
+    #                    too many PENDING already (see arp.py)
     # ours
     "tcpInChecksumErrs",
     "tcpRstsUnreadData",  # RST sent on close with unread data (RFC 1122 4.2.2.13)
