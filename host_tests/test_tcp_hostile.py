@@ -411,6 +411,20 @@ class TestSynFlood:
         assert addr == ("10.0.0.1", first)
 
 
+    def test_syn_flood_does_not_stop_connecting_out(self):
+        p = Peer(tcbs=2)
+        p.listen(backlog=4)
+        for i in range(4):
+            spoof = bytes((10, 0, 0, 100 + i))
+            p.link_test.send(from_ip(p.packet(Seg(SYN, 0, mss=MSS), sport=2000 + i), spoof))
+        p.net.poll()
+        p.received()
+        assert p.net.free_tcb_count() == 0
+        p.iss = None
+        s = p.connect()
+        assert s.state == "ESTABLISHED"
+
+
 class TestMss:
     # Item 13: a peer MSS of 1 made 3,000 bytes into 3,000 segments.
     def test_peer_mss_clamped_to_48(self):

@@ -529,13 +529,13 @@ class Stack:
         if not flags & SYN:
             self.stats.tcpDropped += 1
             return
-        if not listener._has_room() and not self._recycle_embryonic(listener):
+        if not listener._has_room() and not self.recycle_embryonic(listener):
             # Every place taken by a connection waiting for accept(): drop the SYN
             # silently, like Linux; the client's retry may find room.
             self.stats.tcpListenDrops += 1
             return
         tcb = self.take_tcb()
-        if tcb is None and self._recycle_embryonic(None):
+        if tcb is None and self.recycle_embryonic(None):
             tcb = self.take_tcb()
         if tcb is None:
             self.stats.tcpListenDrops += 1
@@ -545,7 +545,7 @@ class Stack:
         listener._add_pending(tcb)
         tcb.open_passive(seg, listener, iss, now)
 
-    def _recycle_embryonic(self, listener):
+    def recycle_embryonic(self, listener):
         """Make room for a new SYN: forget the oldest half-open connection (SYN-RECEIVED,
         our SYN,ACK unanswered) of listener, or of any listener if None. True if one went.
 

@@ -294,6 +294,8 @@ class Socket:
                 if not lport:
                     raise _err(port.EADDRINUSE)
             tcb = st.take_tcb()
+            if tcb is None and st.recycle_embryonic(None):
+                tcb = st.take_tcb()  # a SYN flood must not stop us connecting out either
             if tcb is None:
                 raise _err(port.ENOBUFS)
             self._attach(tcb, self._timeout_ms)
