@@ -7,10 +7,15 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: test demo bench mpy-check clean .venv node_modules
+.PHONY: test need demo bench fuzz mpy-check clean .venv node_modules
 
-test: $(VENV_STAMP) $(NODE_STAMP)
+# `need` first: on a fresh machine it installs what the tests use (root with apt-get) or
+# names what is missing in one line and stops (tools/need.sh).
+test: need $(VENV_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest host_tests -q $(PYTEST_ARGS)
+
+need:
+	@tools/need.sh
 
 demo: $(VENV_STAMP)
 	$(PY) tools/demo_net.py
@@ -20,9 +25,14 @@ demo: $(VENV_STAMP)
 bench: $(VENV_STAMP) $(NODE_STAMP)
 	$(PY) tools/bench.py $(if $(FULL),--full,)
 
+# A long seeded fuzz campaign (issue 10): make fuzz N=1000000 [SEED=1]
+fuzz: $(VENV_STAMP)
+	$(PY) host_tests/fuzz.py --runs $(or $(N),10000) $(if $(SEED),--seed $(SEED),)
+
 .venv: $(VENV_STAMP)
 
 $(VENV_STAMP): requirements.txt
+	@tools/need.sh venv
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
@@ -31,6 +41,7 @@ node_modules: $(NODE_STAMP)
 
 # npm ci empties node_modules/ first, so the stamp is written after it.
 $(NODE_STAMP): package.json package-lock.json
+	@tools/need.sh node
 	npm ci
 	touch $@
 

@@ -8,7 +8,8 @@
 #     resume()      serve again: the same tasks, connections and timers go on
 #     from stack import debug; debug.netstat(net); debug.stats(net)
 #
-# tools/board.py does exactly that from the host (interrupt, print, resume).
+# tools/netstat.py does exactly that from the host (interrupt, print, resume), and
+# tools/pcap_pull.py pulls debug.capture()'s frames the same way (firmware/README.md).
 
 import asyncio
 

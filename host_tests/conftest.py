@@ -10,7 +10,7 @@ import pytest
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_HERE)
-# host_tests/ first (helpers, the `micropython` shim), then the repo root (`import stack`).
+# host_tests/ first (helpers), then the repo root (`import stack`, which gives CPython const()).
 for _p in (_ROOT, _HERE):
     if _p not in sys.path:
         sys.path.insert(0, _p)

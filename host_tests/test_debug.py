@@ -197,7 +197,7 @@ def test_capture_allocates_nothing_per_frame():
         lock = micropython.heap_lock
         unlock = micropython.heap_unlock
     except (ImportError, AttributeError):
-        return  # CPython (the shim) or a port without heap_lock: nothing to measure
+        return  # CPython or a port without heap_lock: nothing to measure
     cap = Capture(4096, 1, port.ticks_ms)
     buf = bytearray(1514)
     mv = memoryview(buf)[:60]

@@ -408,7 +408,7 @@ def _as_nobody(ns, argv):
 
 _OPEN_AS_CPYTHON = """
 import sys
-sys.path[:0] = [%r, %r]  # the repo root, and host_tests/ for the `micropython` shim
+sys.path[:0] = [%r, %r]  # the repo root, and host_tests/
 from stack.link.%s import %s as Link
 try:
     Link(%r)

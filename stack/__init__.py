@@ -7,6 +7,21 @@
 #
 # See DESIGN.md for the contract; README.md for what is and is not implemented.
 
+# Every module here says `from micropython import const`: MicroPython's compiler inlines
+# const(), and its built-in `micropython` module is used untouched. CPython has no such
+# module, so before any of them is imported, this registers the one they need: const(x)
+# returns x. Nothing else: heap_lock() and the viper emitter mean nothing on CPython, and
+# code that wants them already detects them (ImportError, AttributeError).
+try:
+    import micropython as _micropython
+except ImportError:  # pragma: no cover - CPython
+    import sys
+    import types
+
+    _micropython = types.ModuleType("micropython", "CPython's const(), from stack/__init__.py")
+    _micropython.const = lambda x: x
+    sys.modules["micropython"] = _micropython
+
 from .iface import Stack
 from .sock import (IPPROTO_TCP, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_RDWR,
                    SHUT_WR, SO_ERROR, SO_KEEPALIVE, SOL_SOCKET, TCP_NODELAY, Socket)

@@ -11,8 +11,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                "host_tests"))
 
 from stack import SHUT_WR, Stack, port  # noqa: E402
 from stack.trace import Figure  # noqa: E402

@@ -10,15 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-try:
-    import micropython  # noqa: F401
-except ImportError:  # CPython without the test shim: the core only needs const()
-    sys.modules["micropython"] = types.ModuleType("micropython")
-    sys.modules["micropython"].const = lambda x: x
 
 from stack import Stack, aio, services, trace  # noqa: E402
 

@@ -14,15 +14,6 @@
 
 import sys
 
-try:
-    import micropython  # noqa: F401  (MicroPython, or the test shim)
-except ImportError:  # CPython: give the core its `const` without the test shim
-    import types
-
-    _shim = types.ModuleType("micropython")
-    _shim.const = lambda x: x
-    sys.modules["micropython"] = _shim
-
 
 def _repo_root():
     path = __file__ if __file__.startswith("/") else None
