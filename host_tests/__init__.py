@@ -19,4 +19,5 @@ MODULES = [
     "test_aio",
     "test_debug",
     "test_lan_hostile",
+    "test_fuzz",
 ]

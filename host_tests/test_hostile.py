@@ -1,15 +1,18 @@
-# Hostile input: random and mutated segments thrown at a stack in every state (hypothesis).
-# poll() never raises, the invariants hold after every segment, and once the application
-# lets go and the timers run out, nothing is left allocated. CPython only. MIT licence.
+# Hostile input: random and mutated segments thrown at a stack in every state (hypothesis),
+# several per poll(). poll() never raises, the invariants (fuzz.py's Invariants, the same
+# the batched fuzzer checks) hold after every poll(), and once the application lets go and
+# the timers run out, nothing is left allocated. CPython only; test_fuzz.py runs the
+# batched fuzzer everywhere. MIT licence.
 
+import os
 import struct
 
+from fuzz import Invariants, checked_poll
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcpscript import ACK, FIN, MSS, PSH, WND, Peer, Seg, _csum
+from tcpscript import ACK, FIN, MSS, Peer, Seg, _csum
 
-from stack import SHUT_WR
-from stack.tcp import CLOSE_WAIT, CLOSED, ESTABLISHED
+from stack import SHUT_WR, port
 
 KW = dict(msl_ms=500, retries=3, syn_retries=2, fin_timeout_ms=2000, rx_buf=2048,
           tx_buf=2048, tw_slots=2, tcbs=3)
@@ -22,8 +25,10 @@ def _client(p):
 
 
 def _build(state):
-    """A Peer plus the application's sockets, with one connection in `state`."""
+    """A Peer, the application's sockets, and the stack's Invariants (made before any
+    connection, so they know a fresh TCB), with one connection in `state`."""
     p = Peer(**KW)
+    inv = Invariants(p.net)
     socks = []
     if state == "LISTEN":
         socks.append(p.listen())
@@ -55,7 +60,8 @@ def _build(state):
             if state == "LAST-ACK":
                 s.close()
     p.received()
-    return p, socks
+    inv.check(True, -1, socks)
+    return p, socks, inv
 
 
 STATES = ("LISTEN", "SYN-SENT", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
@@ -70,8 +76,9 @@ segments = st.builds(
     st.none() | st.integers(0, 0xFFFFFFFF), st.none() | st.integers(0, 0xFFFFFFFF),
     st.integers(0, 65535), st.binary(max_size=1600), st.none() | st.integers(0, 65535))
 mutations = st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=4)
-actions = st.lists(st.tuples(segments, mutations, st.integers(0, 3000)), min_size=1,
-                   max_size=12)
+# A batch: 1 to 8 segments taken by one poll(), then the clock moves on 0 to 3 s.
+batch = st.lists(st.tuples(segments, mutations), min_size=1, max_size=8)
+batches = st.lists(st.tuples(batch, st.integers(0, 3000)), min_size=1, max_size=8)
 
 
 def _mutate(p, pkt, muts):
@@ -90,73 +97,59 @@ def _mutate(p, pkt, muts):
     return bytes(pkt)
 
 
-def _check_invariants(net):
-    free = net.free_tcb_count()
-    used = [t for t in net.tcbs if t.in_use]
-    assert free + len(used) == len(net.tcbs)
-    estab = 0
-    for t in net.tcbs:
-        if not t.in_use:
-            assert t.state == CLOSED and t.rx_count == 0 and t.tx_count == 0
-            continue
-        if t.state == ESTABLISHED or t.state == CLOSE_WAIT:
-            estab += 1
-        assert 0 <= t.rx_count <= t.rx_size and 0 <= t.tx_count <= t.tx_size
-        if t.state != CLOSED:
-            assert t.snd_una <= t.snd_max and t.snd_nxt <= t.snd_max, (
-                t.snd_una, t.snd_nxt, t.snd_max)
-            assert t.snd_una <= t.snd_nxt or t.snd_nxt == 0
-            assert t.rcv_adv >= t.rcv_nxt or t.state < ESTABLISHED
-            assert t.snd_max - t.snd_una <= t.tx_count + 2  # in flight: data + SYN/FIN
-        # Out-of-order ranges: sorted, disjoint, inside the free part of the ring.
-        last = 0
-        for start, end in t.rx_ranges():
-            assert last < start < end, t.rx_ranges()
-            last = end
-        assert last <= t.rx_size - t.rx_count
-    assert net.stats.tcpCurrEstab == estab
-    assert 0 <= net.tw.used <= net.tw.slots
-
-
-@settings(max_examples=int(__import__("os").environ.get("HOSTILE_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(state=st.sampled_from(STATES), acts=actions)
-def test_hostile_segments_in_every_state(state, acts):
-    p, socks = _build(state)
-    for (flags, sq, ack, wnd, data, mss), muts, wait in acts:
-        seg = Seg(flags, sq & 0xFFFFFFFF, 0, wnd=wnd, data=data[:1400], mss=mss)
-        ack_abs = ((p.iss or 0) + ack) & 0xFFFFFFFF
-        pkt = p.packet(seg, ack_abs=ack_abs)
-        if muts:
-            pkt = _mutate(p, pkt, muts)
-        p.link_test.send(pkt)
-        p.net.poll()  # must not raise
-        _check_invariants(p.net)
-        p.advance(wait)
-        _check_invariants(p.net)
+@settings(max_examples=int(os.environ.get("HOSTILE_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(state=st.sampled_from(STATES), batches=batches)
+def test_hostile_segments_in_every_state(state, batches):
+    p, socks, inv = _build(state)
+    net = p.net
+    for batch, wait in batches:
+        # Several segments per poll(), as a board polling every 10-50 ms takes them: one
+        # poll() per segment hid issue 10 item 1 (a SYN, the same SYN and its ACK).
+        for (flags, sq, ack, wnd, data, mss), muts in batch:
+            seg = Seg(flags, sq & 0xFFFFFFFF, 0, wnd=wnd, data=data[:1400], mss=mss)
+            ack_abs = ((p.iss or 0) + ack) & 0xFFFFFFFF
+            pkt = p.packet(seg, ack_abs=ack_abs)
+            if muts:
+                pkt = _mutate(p, pkt, muts)
+            p.link_test.send(pkt)
+        checked_poll(net, inv, socks)  # must not raise
+        _advance(p, inv, socks, wait)
         p.received()
         for s in socks:  # the application pokes at its sockets too
             try:
                 s.recv(10)
             except OSError:
                 pass
+            inv.check(False, -1, socks)
     for s in socks:
         s.close()
-    # Long enough for every retry, FIN-WAIT-2 timeout and TIME-WAIT to run out.
-    for _ in range(40):
-        p.advance(10000)
+    inv.check(False, -1, socks)
+    # Two hours, deadline to deadline (as a board sleeps): every retry, FIN-WAIT-2
+    # timeout, orphan lifetime and TIME-WAIT runs out.
+    _advance(p, inv, socks, 2 * 3600 * 1000)
+    assert p.pool_full(), [(t.state, t.orphan) for t in net.tcbs if t.in_use]
+    assert net.tw.used == 0
+    assert not net.listeners
+
+
+def _advance(p, inv, socks, ms):
+    """Move the clock ms forward, polling at each deadline poll() names (at most 10 s
+    apart), with the invariants after every poll()."""
+    r = None
+    while ms > 0:
+        step = 10000 if r is None or r > 10000 else (r if r > 0 else 1)
+        if step > ms:
+            step = ms
+        p.now = port.ticks_add(p.now, step)
+        ms -= step
+        r = checked_poll(p.net, inv, socks)
         p.received()
-        if p.pool_full() and p.net.tw.used == 0:
-            break
-    _check_invariants(p.net)
-    assert p.pool_full(), [(t.state, t.orphan) for t in p.net.tcbs if t.in_use]
-    assert p.net.tw.used == 0
-    assert not p.net.listeners
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=120))
 def test_garbage_frames_never_raise(frame):
-    p, socks = _build("ESTABLISHED")
+    p, socks, inv = _build("ESTABLISHED")
     p.link_test.send(frame)
-    p.net.poll()
-    _check_invariants(p.net)
+    checked_poll(p.net, inv, socks)
