@@ -518,6 +518,8 @@ class TCB:
                 st.reply_rst(seg)
                 return
             v[SND_WND] = seg.wnd
+            if seg.wnd > v[MAX_SND_WND]:
+                v[MAX_SND_WND] = seg.wnd
             v[SND_WL1] = sq
             self._synchronized(ack, now)
             if v[PARENT] is not None:
