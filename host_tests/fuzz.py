@@ -552,17 +552,21 @@ def _count(d, key, n=1):
 
 # ---- packets ---------------------------------------------------------------------------
 
-_PAT_LEN = 1600 + 16
+_PAT_LEN = 1600 + 256
 _PATTERNS = []
 
 
 def pattern(tag):
-    """Bytes (tag << 4) | (k & 15) for k = 0, 1, ...: payload of one sender, by position."""
+    """The payload of one sender by position k (its sequence number's low byte onwards):
+    (tag << 4) | ((q + (q >> 4)) & 15) with q = k & 255, so the high nibble says whose a
+    byte is and the low one where it belongs (a shift of 16 bytes shows as well as one of
+    1; the pattern repeats every 256)."""
     if not _PATTERNS:
         for g in range(16):
             b = bytearray(_PAT_LEN)
             for k in range(_PAT_LEN):
-                b[k] = (g << 4) | (k & 15)
+                q = k & 255
+                b[k] = (g << 4) | ((q + (q >> 4)) & 15)
             _PATTERNS.append(bytes(b))
     return _PATTERNS[tag]
 
@@ -903,7 +907,7 @@ class Scenario:
         a = self.socks[k]
         s = a.sock
         if op == "send":
-            off = a.written & 15
+            off = a.written & 255
             n = s.send(pattern(a.atag)[off:off + arg])
             a.written += n
             a.learn_key(self)
@@ -1026,7 +1030,7 @@ class Scenario:
             fail("data on a connection whose SYN was never sent", describe(p))
         atag = sl.atag if sl is not None else STRANGER_ATAG
         off = (seq - iss - 1) & M32
-        k = off & 15
+        k = off & 255
         want = pattern(atag)[k:k + dlen]
         got = p[at:at + dlen]
         if got != want:
@@ -1140,7 +1144,7 @@ class Scenario:
                 dl = total - t - hl
                 if dl:
                     tag = self._ptag(p[12:16], (p[t] << 8) | p[t + 1])
-                    k = p[t + 7] & 15
+                    k = p[t + 7]  # the sequence number's low byte
                     p[t + hl:total] = pattern(tag)[k:k + dl]
             p[t + 16] = p[t + 17] = 0
             c = 0xFFFF ^ port.fold_checksum(port.checksum(p, 12, 20, 6 + total - t)
@@ -1619,8 +1623,8 @@ class AppSock:
             return
         if self.irs is None:
             t = self.sock._tcb
-            self.irs = t.v[_RCV_LO] & 15  # the low bits of IRS: where the pattern starts
-        k = (self.irs + 1 + self.read) & 15
+            self.irs = t.v[_RCV_LO] & 255  # IRS's low byte: where the pattern starts
+        k = (self.irs + 1 + self.read) & 255
         want = pattern(self.ptag)[k:k + len(data)]
         if data != want:
             for j in range(len(data)):
