@@ -43,22 +43,11 @@ import gc
 import sys
 
 
-def _add_paths():
-    # As run_tests.py: host_tests/ and the repo root first on sys.path, found from this file.
-    path = __file__
-    if not path.startswith("/"):
-        import os
-
-        path = os.getcwd() + "/" + path
-    here = path[: path.rfind("/")]
-    root = here[: here.rfind("/")]
-    for p in (root, here):
-        if p in sys.path:
-            sys.path.remove(p)
-        sys.path.insert(0, p)
-
-
 if __name__ == "__main__":
+    # Run as a script, its own folder is on sys.path (CPython and MicroPython): the repo
+    # root goes there too, as run_tests.py puts it.
+    from run_tests import _add_paths
+
     _add_paths()
 
 import stack  # noqa: E402  first: on CPython it provides `micropython.const` to what follows

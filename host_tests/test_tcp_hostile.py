@@ -4,7 +4,10 @@
 
 import struct
 
-from tcpscript import ACK, FIN, MSS, PEER_IP, PSH, RST, SYN, WND, Peer, Seg, _csum, errno_of
+from tcpscript import (ACK, FIN, MSS, PEER_IP, PSH, RST, STACK_IP, SYN, WND, Peer, Seg, _csum,
+                       errno_of)
+
+from test_tcp_open import syn_sent
 
 from stack import POLLERR, SHUT_WR, SO_ERROR, SOL_SOCKET, port
 
@@ -44,15 +47,22 @@ def icmp_unreachable(code, quoted, src=PEER_IP):
     return bytes(ip) + bytes(body)
 
 
-def last_sent(p):
-    """The raw IPv4 packet the stack sent last (for quoting in ICMP)."""
-    out = None
-    buf = bytearray(1600)
-    while True:
-        n = p.link_test.recv_into(buf)
-        if not n:
-            return out
-        out = bytes(buf[:n])
+def our_segment(p, seq_rel):
+    """The first 28 bytes of a segment the stack sent on p's connection (for ICMP quotes):
+    its IPv4 header and the TCP ports and sequence number (relative to its ISS)."""
+    ip = struct.pack(">BBHHHBBH", 0x45, 0, 40, 0, 0x4000, 64, 6, 0) + STACK_IP + PEER_IP
+    return ip + struct.pack(">HHI", p.lport, p.port, (p.iss + seq_rel) & 0xFFFFFFFF)
+
+
+def accepted_with_mss(mss):
+    """A Peer and the accepted connection whose SYN carried this MSS option."""
+    p = Peer()
+    srv = p.listen()
+    p.send(Seg(SYN, 0, mss=mss))
+    p.received()
+    p.send(Seg(ACK, 1, 1))
+    conn, _ = srv.accept()
+    return p, conn
 
 
 class TestBatchedHandshake:
@@ -78,14 +88,7 @@ class TestBatchedHandshake:
     def test_syn_sent_syn_then_syn_ack_in_one_poll(self):
         # Simultaneous open with both of the peer's segments in one batch: the SYN,ACK
         # that would have acknowledged their SYN never left, so an ACK must.
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("10.0.0.1", p.port))
-        except OSError:
-            pass
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         batch(p, p.packet(Seg(SYN, 0, mss=MSS)), p.packet(Seg(SYN | ACK, 0, 1, mss=MSS)))
         assert s.state == "ESTABLISHED"
         p.expect([Seg(ACK, 1, 1, wnd=WND)])
@@ -96,14 +99,7 @@ class TestBatchedHandshake:
     def test_simultaneous_open_close_in_syn_received_resets(self):
         # A FIN before our SYN is acknowledged had no place in the send ring (it was
         # queued at the SYN's own sequence number): the half-open connection is reset.
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("10.0.0.1", p.port))
-        except OSError:
-            pass
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         p.send(Seg(SYN, 0, mss=MSS))
         p.expect([Seg(SYN | ACK, 0, 1, wnd=WND, mss=MSS)])
         assert errno_of(s.shutdown, SHUT_WR) == port.ENOTCONN
@@ -227,27 +223,12 @@ class TestSmallWindow:
 
 class TestIcmp:
     # Item 6: a forged port unreachable ended a connect() whatever sequence it quoted.
-    def syn_sent(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("10.0.0.1", p.port))
-        except OSError:
-            pass
-        syn = last_sent(p)
-        p.iss = struct.unpack(">I", syn[24:28])[0]
-        p.lport = struct.unpack(">H", syn[20:22])[0]
-        return p, s, syn
-
     def test_syn_sent_unreachable_with_wrong_sequence_ignored(self):
-        p, s, syn = self.syn_sent()
-        forged = bytearray(syn)
-        forged[27] ^= 0x40  # ISS + 64: not our SYN
-        batch(p, icmp_unreachable(3, bytes(forged)))
+        p, s = syn_sent()
+        batch(p, icmp_unreachable(3, our_segment(p, 64)))  # ISS + 64: not our SYN
         assert s.state == "SYN-SENT"
         assert p.net.stats.icmpInBadQuotes == 1
-        batch(p, icmp_unreachable(3, syn))
+        batch(p, icmp_unreachable(3, our_segment(p, 0)))
         assert s.state == "CLOSED"
         assert errno_of(s.connect, ("10.0.0.1", p.port)) == port.ECONNREFUSED
 
@@ -257,7 +238,7 @@ class TestIcmp:
         p = Peer(retries=2)
         s = p.connect()
         s.send(b"x" * 10)
-        seg = last_sent(p)
+        seg = our_segment(p, 1)
         batch(p, icmp_unreachable(1, seg))  # host unreachable
         batch(p, icmp_unreachable(4, seg))  # fragmentation needed: not an error at all
         assert not s.poll_flags() & POLLERR
@@ -273,7 +254,7 @@ class TestIcmp:
         p = Peer(retries=2)
         s = p.connect()
         s.send(b"x" * 10)
-        seg = last_sent(p)
+        seg = our_segment(p, 1)
         batch(p, icmp_unreachable(1, seg))
         p.send(Seg(ACK, 1, 11))  # it got through after all
         s.send(b"y")
@@ -428,12 +409,7 @@ class TestSynFlood:
 class TestMss:
     # Item 13: a peer MSS of 1 made 3,000 bytes into 3,000 segments.
     def test_peer_mss_clamped_to_48(self):
-        p = Peer()
-        srv = p.listen()
-        p.send(Seg(SYN, 0, mss=1))
-        p.received()
-        p.send(Seg(ACK, 1, 1))
-        conn, _ = srv.accept()
+        p, conn = accepted_with_mss(1)
         conn.send(b"m" * 480)
         sizes = []
         for _ in range(40):
@@ -449,12 +425,7 @@ class TestMss:
         assert sum(sizes) == 480 and max(sizes) == 48, sizes
 
     def test_peer_mss_zero_means_default(self):
-        p = Peer()
-        srv = p.listen()
-        p.send(Seg(SYN, 0, mss=0))
-        p.received()
-        p.send(Seg(ACK, 1, 1))
-        conn, _ = srv.accept()
+        p, conn = accepted_with_mss(0)
         assert conn._tcb.snd_mss == 536
 
 
@@ -482,14 +453,7 @@ class TestClosingErrors:
 class TestRto:
     # RFC 6298 5.7: after a resent SYN the RTO starts data at 3 s.
     def test_rto_three_seconds_after_syn_retransmission(self):
-        p = Peer()
-        s = p.net.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("10.0.0.1", p.port))
-        except OSError:
-            pass
-        p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
+        p, s = syn_sent()
         p.advance(1000)
         p.expect([Seg(SYN, 0, wnd=WND, mss=MSS)])
         p.send(Seg(SYN | ACK, 0, 1, mss=MSS))
