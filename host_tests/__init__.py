@@ -14,6 +14,7 @@ MODULES = [
     "test_tcp_data",
     "test_tcp_close",
     "test_tcp_hostile",
+    "test_udp",
     "test_blocking",
     "test_ether",
     "test_aio",

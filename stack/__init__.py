@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover - CPython
     _micropython.const = lambda x: x
     sys.modules["micropython"] = _micropython
 
-from .iface import Stack
+from .iface import AF_INET, SOCK_DGRAM, SOCK_STREAM, Stack
 from .sock import (IPPROTO_TCP, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_RDWR,
                    SHUT_WR, SO_ERROR, SO_KEEPALIVE, SOL_SOCKET, TCP_NODELAY, Socket)
 

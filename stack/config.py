@@ -10,6 +10,8 @@ TX_BUF = const(4096)
 TW_SLOTS = const(8)
 ASSEMBLER_RANGES = const(4)  # out-of-order ranges held per connection, as smoltcp
 MAX_BACKLOG = const(16)
+UDP_SOCKETS = const(2)  # UDP sockets for the application (DHCP, DNS, mDNS need none)
+UDP_QUEUE = const(2048)  # bytes of datagrams queued per UDP socket (8 a datagram more)
 
 # ARP: cache slots, frames held while resolving (one per entry at most), timers.
 ARP_ENTRIES = const(8)

@@ -6,7 +6,7 @@
 
 from micropython import const
 
-from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg
+from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg, udp
 from .stats import Stats
 from .tcp import (CLOSED, IN_USE, LPORT, RIP_HI, RIP_LO, RPORT, STATE, STATE_NAMES,
                   SYN_RECEIVED, TCB)
@@ -14,6 +14,12 @@ from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
+_NO_ADDR = b"\x00\x00\x00\x00"
+
+# socket() arguments, with the values of MicroPython's socket module.
+AF_INET = const(2)
+SOCK_STREAM = const(1)
+SOCK_DGRAM = const(2)
 
 
 class Config:
@@ -45,7 +51,7 @@ def _positive(name, value):
 class Stack:
     """A TCP/IPv4 stack over one link. Everything it will ever use is allocated here."""
 
-    def __init__(self, link, ip, prefix=24, gateway=None, tcbs=config.TCBS,
+    def __init__(self, link, ip=None, prefix=24, gateway=None, tcbs=config.TCBS,
                  rx_buf=config.RX_BUF, tx_buf=config.TX_BUF, tw_slots=config.TW_SLOTS,
                  msl_ms=config.MSL_MS, clock=None, rto_initial_ms=config.RTO_INITIAL_MS,
                  rto_min_ms=config.RTO_MIN_MS, rto_max_ms=config.RTO_MAX_MS,
@@ -53,13 +59,15 @@ class Stack:
                  syn_retries=config.SYN_RETRIES, retries=config.RETRIES, keepalive_ms=None,
                  keepalive_intvl_ms=config.KEEPALIVE_INTVL_MS,
                  keepalive_probes=config.KEEPALIVE_PROBES,
-                 orphan_timeout_ms=config.ORPHAN_TIMEOUT_MS, log=None):
+                 orphan_timeout_ms=config.ORPHAN_TIMEOUT_MS, hostname=None,
+                 udp_sockets=config.UDP_SOCKETS, udp_queue=config.UDP_QUEUE, log=None):
         for name, value in (("tcbs", tcbs), ("rx_buf", rx_buf), ("tx_buf", tx_buf),
                             ("tw_slots", tw_slots), ("msl_ms", msl_ms),
                             ("rto_initial_ms", rto_initial_ms), ("rto_min_ms", rto_min_ms),
                             ("rto_max_ms", rto_max_ms), ("fin_timeout_ms", fin_timeout_ms),
                             ("syn_retries", syn_retries), ("retries", retries),
-                            ("orphan_timeout_ms", orphan_timeout_ms)):
+                            ("orphan_timeout_ms", orphan_timeout_ms),
+                            ("udp_queue", udp_queue)):
             _positive(name, value)
         if keepalive_ms is not None:
             _positive("keepalive_ms", keepalive_ms)
@@ -68,11 +76,21 @@ class Stack:
         mtu = link.mtu
         if mtu < 68 or mtu > 9000:
             raise ValueError("link mtu must be 68..9000, got %r" % (mtu,))
+        if not isinstance(udp_sockets, int) or udp_sockets < 0:
+            raise ValueError("udp_sockets must be an int >= 0, got %r" % (udp_sockets,))
         self.link = link
-        self.ip = ipv4.aton(ip)
+        # ip=None: no address until DHCP (or ipconfig) gives one: 0.0.0.0 until then.
+        self.ip = ipv4.aton(ip) if ip else _NO_ADDR
         self.ip_hi, self.ip_lo = ipv4.halves_of(self.ip)
         self.prefix = prefix
         self.gateway = ipv4.aton(gateway) if gateway else None
+        self.dns_servers = []  # 4-byte addresses, from DHCP or ipconfig(dns4=)
+        self.address_listeners = []  # callables told when the address changes
+        self.services = []  # objects with poll(now) -> ms or None (DHCP, DNS, mDNS)
+        self.groups = []  # IPv4 multicast groups joined, as (hi, lo)
+        self.mcast_macs = []  # ... and their Ethernet MACs
+        self.watch_hi = self.watch_lo = 0  # arp_watch(): an address probed (RFC 5227)
+        self.arp_conflict = False
         self.clock = clock if clock is not None else port.ticks_ms
         self.cfg = Config(msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                           fin_timeout_ms, syn_retries, retries, keepalive_ms,
@@ -91,6 +109,9 @@ class Stack:
         self.after_input = None
         # IP-only links (TUN) carry packets at offset 0; Ethernet links after a header.
         self.mac = link.mac
+        if hostname is None:
+            hostname = "mpy-" + "".join("%02x" % b for b in self.mac[3:]) if self.mac else "mpy"
+        self.hostname = hostname
         self.ip_off = ether.HEADER_LEN if self.mac else 0
         self.mss = mtu - 40
         mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
@@ -115,6 +136,8 @@ class Stack:
             ether.write_header(self.txbuf, ether.BROADCAST, self.mac, ether.TYPE_IPV4)
         self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
+        self.udp_rec = bytearray(8)  # a UDP queue record's header (udp.py)
+        self.udp = udp.UDP(self, udp_sockets, udp_queue)
         self.tw = TimeWaitTable(tw_slots)
         self.listeners = []  # listening sockets (few; a socket each, no TCB)
         self.seg = tcpseg.Segment()
@@ -127,17 +150,137 @@ class Stack:
         # ephemeral_port(). Starts anywhere.
         self.next_port = (self.secret[0] << 8 | self.secret[1]) % (
             config.EPHEMERAL_HIGH - config.EPHEMERAL_LOW + 1)
-        if self.mac:
+        if self.mac and self.has_address():
             # Gratuitous ARP: announce our address (and find a duplicate, if one answers).
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
 
     # ---- public API --------------------------------------------------------------------
 
-    def socket(self):
-        """A TCP socket. Its TCB comes from the pool at connect() or accept()."""
+    def socket(self, af=AF_INET, kind=SOCK_STREAM, proto=0):
+        """A TCP socket (its TCB comes from the pool at connect() or accept()), or with
+        SOCK_DGRAM a UDP socket (a slot of the UDP pool once bound)."""
+        if af != AF_INET:
+            raise OSError(port.EAFNOSUPPORT)
+        if kind == SOCK_DGRAM:
+            from .udpsock import UDPSocket
+
+            return UDPSocket(self)
+        if kind != SOCK_STREAM:
+            raise OSError(port.EOPNOTSUPP)
         from .sock import Socket
 
         return Socket(self)
+
+    # ---- the network interface (DESIGN.md section 8): thin, the work is elsewhere -------
+
+    def active(self, *up):
+        from . import nic
+
+        return nic.active(self, *up)
+
+    def isconnected(self):
+        from . import nic
+
+        return nic.isconnected(self)
+
+    def status(self, *param):
+        from . import nic
+
+        return nic.status(self, *param)
+
+    def ipconfig(self, *key, **kw):
+        from . import nic
+
+        return nic.ipconfig(self, *key, **kw)
+
+    def ifconfig(self, *conf):
+        from . import nic
+
+        return nic.ifconfig(self, *conf)
+
+    def config(self, *key, **kw):
+        from . import nic
+
+        return nic.config(self, *key, **kw)
+
+    def getaddrinfo(self, host, port_, af=0, kind=0, proto=0, flags=0):
+        from . import dns
+
+        return dns.getaddrinfo(self, host, port_, af, kind, proto, flags)
+
+    def has_address(self):
+        return bool(self.ip_hi or self.ip_lo)
+
+    def set_address(self, addr4, prefix, gw4=None):
+        """Take addr4/prefix (4-byte bytes) and gateway gw4 (or None) as ours."""
+        self.ip = bytes(addr4)
+        self.ip_hi, self.ip_lo = ipv4.halves_of(self.ip)
+        self.prefix = prefix
+        mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
+        self.mask_hi, self.mask_lo = mask >> 16, mask & 0xFFFF
+        self.gateway = bytes(gw4) if gw4 else None
+        if self.gateway:
+            self.gw_hi, self.gw_lo = ipv4.halves_of(self.gateway)
+        if self.arp is not None:
+            self.arp.keep_hi, self.arp.keep_lo = (self.gw_hi, self.gw_lo) if gw4 else (-1, -1)
+            self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
+        for fn in self.address_listeners:
+            fn()
+
+    def clear_address(self):
+        """Give the address up (a lease ran out): connections on it end with ECONNABORTED."""
+        now = self.clock()
+        for tcb in self.tcbs:
+            if tcb.v[IN_USE] and tcb.v[STATE] != CLOSED:
+                tcb.abort_silently(port.ECONNABORTED)
+        self.ip = _NO_ADDR
+        self.ip_hi = self.ip_lo = 0
+        self.gateway = None
+        if self.arp is not None:
+            self.arp.keep_hi = self.arp.keep_lo = -1
+        self.tw.clear()
+        for fn in self.address_listeners:
+            fn()
+
+    def add_service(self, svc):
+        """svc.poll(now) -> ms until it wants poll() again, or None: run by every poll()."""
+        if svc not in self.services:
+            self.services.append(svc)
+
+    def remove_service(self, svc):
+        if svc in self.services:
+            self.services.remove(svc)
+
+    def join_multicast(self, hi, lo):
+        if (hi, lo) not in self.groups:
+            self.groups.append((hi, lo))
+            if self.mac:
+                self.mcast_macs.append(ether.multicast_mac(hi, lo))
+
+    def leave_multicast(self, hi, lo):
+        if (hi, lo) in self.groups:
+            i = self.groups.index((hi, lo))
+            self.groups.pop(i)
+            if self.mac:
+                self.mcast_macs.pop(i)
+
+    def arp_watch(self, hi, lo):
+        """Watch for an ARP claim of hi.lo (RFC 5227 conflict detection); 0, 0: stop."""
+        self.watch_hi, self.watch_lo = hi, lo
+        self.arp_conflict = False
+
+    def send_arp_probe(self, hi, lo):
+        """RFC 5227 probe: who has hi.lo? asked with sender address 0.0.0.0."""
+        if self.arp is None:
+            return
+        self.stats.arpOutRequests += 1
+        buf = self.arpbuf
+        ether.write_header(buf, ether.BROADCAST, self.mac, ether.TYPE_ARP)
+        arp.write_packet(buf, ether.HEADER_LEN, arp.OP_REQUEST, self.mac, _NO_ADDR,
+                         b"\x00" * 6, bytes((hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF)))
+        if self.capture is not None:
+            self.capture(1, buf, len(buf))
+        self.link.send(buf)
 
     def poll(self):
         """Handle every waiting frame and every due timer; ms until the next one (or None)."""
@@ -160,6 +303,10 @@ class Stack:
         if self.after_input is not None:
             self.after_input()
         best = None
+        for svc in self.services:
+            left = svc.poll(now)
+            if left is not None and (best is None or left < best):
+                best = left if left > 0 else 0
         for tcb in self.tcbs:
             if tcb.v[IN_USE]:
                 tcb.on_timer(now)
@@ -299,7 +446,8 @@ class Stack:
 
     def process_ethernet(self, n, now):
         buf = self.rxbuf
-        if n < ether.HEADER_LEN or not ether.for_us(buf, self.mac):
+        if n < ether.HEADER_LEN or not (ether.for_us(buf, self.mac) or (
+                self.mcast_macs and buf[0] & 1 and self._joined_mac(buf))):
             self.stats.ethInDrops += 1
             return
         etype = (buf[12] << 8) | buf[13]
@@ -309,6 +457,13 @@ class Stack:
             self.process_arp(n, now)
         else:
             self.stats.ethInDrops += 1
+
+    def _joined_mac(self, buf):
+        for m in self.mcast_macs:
+            if (buf[3] == m[3] and buf[4] == m[4] and buf[5] == m[5] and buf[0] == m[0]
+                    and buf[1] == m[1] and buf[2] == m[2]):
+                return True
+        return False
 
     def process_arp(self, n, now):
         """RFC 826: answer requests for our address; learn only what arp.py's policy lets
@@ -327,6 +482,8 @@ class Stack:
             stats.arpInReplies += 1
         else:
             return
+        if self.watch_hi or self.watch_lo:
+            self._watch_arp(buf, a)
         # The sender's MAC must be one host's: not broadcast or multicast (the group bit),
         # not all zeros, not ours. Nothing is learnt or answered otherwise.
         m = a + 8
@@ -374,6 +531,22 @@ class Stack:
             sha = self.rxmv[m:m + 6]
             self.send_arp(arp.OP_REPLY, sha, sha, self.rxmv[a + 14:a + 18])
 
+    def _watch_arp(self, buf, a):
+        """RFC 5227 2.1.1: the probed address is taken if anyone claims it as sender, or
+        probes for it too (sender 0.0.0.0, target it) from a MAC not ours."""
+        hi, lo = self.watch_hi, self.watch_lo
+        shi = (buf[a + 14] << 8) | buf[a + 15]
+        slo = (buf[a + 16] << 8) | buf[a + 17]
+        if shi == hi and slo == lo:
+            self.arp_conflict = True
+        elif not (shi or slo) and ((buf[a + 24] << 8) | buf[a + 25]) == hi and (
+                (buf[a + 26] << 8) | buf[a + 27]) == lo:
+            mac = self.mac
+            for k in range(6):
+                if buf[a + 8 + k] != mac[k]:
+                    self.arp_conflict = True
+                    return
+
     def send_arp_request(self, hi, lo, dst=None):
         """Who has hi.lo? Broadcast, or unicast to dst: the MAC we have for it (a probe)."""
         self.stats.arpOutRequests += 1
@@ -397,10 +570,24 @@ class Stack:
         hlen = ipv4.check(buf, ip, n - ip, stats)
         if not hlen:
             return
-        if (buf[ip + 16] << 8 | buf[ip + 17]) != self.ip_hi or (
-                buf[ip + 18] << 8 | buf[ip + 19]) != self.ip_lo:
-            stats.ipInAddrErrors += 1
-            return
+        kind = udp.UNICAST
+        dhi = buf[ip + 16] << 8 | buf[ip + 17]
+        dlo = buf[ip + 18] << 8 | buf[ip + 19]
+        if dhi != self.ip_hi or dlo != self.ip_lo or not (dhi or dlo):
+            # Not to our address: broadcast (all ones, or our subnet's) or a group we
+            # joined, for UDP only (a ping or SYN to a broadcast gets no answer, RFC 1122
+            # 3.2.2.6 and 4.2.3.10). Nothing else is ours: we do not forward.
+            if buf[ip + 9] != ipv4.PROTO_UDP:
+                stats.ipInAddrErrors += 1
+                return
+            if (dhi == 0xFFFF and dlo == 0xFFFF) or (self.has_address() and ipv4.is_broadcast(
+                    dhi, dlo, self.ip_hi, self.ip_lo, self.mask_hi, self.mask_lo)):
+                kind = udp.BROADCAST
+            elif dhi >> 12 == 0xE and (dhi, dlo) in self.groups:
+                kind = udp.MULTICAST
+            else:
+                stats.ipInAddrErrors += 1
+                return
         # Martian sources (0/8, 127/8, 224/4, 240/4, our subnet broadcast, our own address)
         # are nobody we may answer: a SYN or a ping "from" them would make us reply to a
         # broadcast, a group or ourselves. The first line is a cheap superset (most sources
@@ -416,6 +603,8 @@ class Stack:
         total = (buf[ip + 2] << 8) | buf[ip + 3]
         if proto == ipv4.PROTO_TCP:
             self.process_tcp(ip, hlen, total, now)
+        elif proto == ipv4.PROTO_UDP:
+            self.udp.process(ip, hlen, total, kind, now)
         elif proto == ipv4.PROTO_ICMP:
             self.process_icmp(ip, hlen, total, now)
         else:
@@ -649,6 +838,25 @@ class Stack:
         if self.tracer:
             self.tracer("out", buf, ip, total)
         self.dispatch_ipv4(rip_hi, rip_lo, total, self.clock())
+
+    def dispatch_icmp_error(self, kind, code, ip, quote, dst_hi, dst_lo, now):
+        """ICMP error (RFC 792) to dst quoting rxbuf[ip:ip + quote], the offending packet."""
+        out = self.txbuf
+        t = self.ip_off + ipv4.HEADER_LEN
+        n = 8 + quote
+        out[t] = kind
+        out[t + 1] = code
+        out[t + 2] = out[t + 3] = 0
+        out[t + 4] = out[t + 5] = out[t + 6] = out[t + 7] = 0
+        self.txmv[t + 8:t + n] = self.rxmv[ip:ip + quote]
+        k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
+        out[t + 2] = k >> 8
+        out[t + 3] = k & 0xFF
+        self.ident = (self.ident + 1) & 0xFFFF
+        ipv4.write_header(out, self.ip_off, self.ip, dst_hi, dst_lo, ipv4.PROTO_ICMP, n,
+                          self.ident)
+        self.stats.icmpOutDestUnreachs += 1
+        self.dispatch_ipv4(dst_hi, dst_lo, ipv4.HEADER_LEN + n, now, True)
 
     def dispatch_ipv4(self, dst_hi, dst_lo, total, now, low=False):
         """Send the IPv4 packet at txbuf[ip_off:ip_off + total]: straight out on an IP-only

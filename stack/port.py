@@ -62,6 +62,8 @@ EPIPE = _errno_or("EPIPE", 32)
 EBADF = _errno_or("EBADF", 9)
 EOPNOTSUPP = _errno_or("EOPNOTSUPP", 95)
 EHOSTUNREACH = _errno_or("EHOSTUNREACH", 113)
+EMSGSIZE = _errno_or("EMSGSIZE", 90)
+EAFNOSUPPORT = _errno_or("EAFNOSUPPORT", 97)
 
 
 # Random numbers: ISN secrets, ephemeral ports. os.urandom where it exists (CPython, unix

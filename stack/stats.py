@@ -28,8 +28,17 @@ NAMES = (
     "icmpInEchos",
     "icmpInDestUnreachs",
     "icmpOutEchoReps",
+    "icmpOutDestUnreachs",  # port unreachable for UDP to a closed port
+    "icmpOutRateLimited",  # ... not sent: over the rate limit (10 a second)
     "icmpInBadQuotes",  # errors ignored: malformed quote, no such connection, or a quoted
     #                     sequence number outside SND.UNA..SND.NXT (RFC 5927)
+    # UDP (RFC 4113 names, and ours)
+    "udpInDatagrams",
+    "udpNoPorts",
+    "udpInErrors",
+    "udpOutDatagrams",
+    "udpRcvbufErrors",  # a socket's queue was full: the datagram was dropped
+    "udpSocketsExhausted",  # a UDP socket was needed and the pool was empty
     # Ethernet and ARP (ours)
     "ethInDrops",  # not for us, too short, or an unknown type
     "arpInRequests",
@@ -68,6 +77,23 @@ NAMES = (
     "tcpListenDrops",  # SYN dropped: backlog full
     "tcpTcbExhausted",  # a TCB was needed and the pool was empty
     "tcpDropped",  # segments dropped as unacceptable or unexpected
+    # mDNS responder (stack/mdns.py, RFC 6762)
+    "mdnsInQueries",  # queries asking for our name (A or ANY, class IN or ANY)
+    "mdnsInErrors",  # malformed: truncated, bad label or pointer, counts beyond the end
+    "mdnsOutResponses",  # answers sent: multicast, unicast (QU) and legacy unicast (6.7)
+    "mdnsOutAnnouncements",  # unsolicited responses after getting an address (8.3)
+    "mdnsRateLimited",  # multicast answers not sent: the last one went < 1 s ago (6)
+    "mdnsConflicts",  # another host answered for our name with another address (9)
+    # DNS resolver (stack/dns.py, RFC 1035)
+    "dnsOutQueries",  # queries sent, retries included
+    "dnsInReplies",  # replies to our question that were well formed
+    "dnsInUnmatched",  # dropped: wrong ID, server, port or question (RFC 5452)
+    "dnsInMalformed",  # dropped: a length, count, pointer or CNAME chain out of bounds
+    "dnsInTruncated",  # TC set: the next server is asked (no DNS over TCP)
+    "dnsServerErrors",  # SERVFAIL, REFUSED, ...: the next server is asked
+    "dnsNameErrors",  # NXDOMAIN or no A record: the lookup fails
+    "dnsTimeouts",  # a query went unanswered for its timeout
+    "dnsCacheHits",
 )
 
 

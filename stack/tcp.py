@@ -372,6 +372,10 @@ class TCB:
             self.stack.stats.tcpEstabResets += 1
         self._drop(0)
 
+    def abort_silently(self, err):
+        """End the connection with err and no word to the peer (our address is gone)."""
+        self._drop(err)
+
     def drop_embryonic(self):
         """Forget a half-open passive connection without a word (SYN-flood recycling)."""
         self._drop(0)

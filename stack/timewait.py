@@ -87,6 +87,11 @@ class TimeWaitTable:
             stats.tcpTimeWaitRecycledOther += 1
         return oldest
 
+    def clear(self):
+        """Forget every record (our address is gone: nothing can reach them)."""
+        for slot in range(self.slots):
+            self.remove(slot)
+
     def remove(self, slot):
         i = slot * _REC
         if self._get16(i + 4):
