@@ -21,4 +21,5 @@ MODULES = [
     "test_debug",
     "test_lan_hostile",
     "test_fuzz",
+    "test_mdns",
 ]
