@@ -446,6 +446,28 @@ class Agent:
                 served += 1
         return "ok %d" % served
 
+    def cmd_udp_echo(self, p, count, timeout_ms="20000"):
+        """Echo `count` datagrams arriving on UDP port p to their senders; answer how many."""
+        u = self.net.socket(2, 2)  # AF_INET, SOCK_DGRAM
+        u.setblocking(False)
+        u.bind(("0.0.0.0", int(p)))
+        done = [0]
+
+        def step():
+            try:
+                k, addr = u.recvfrom_into(self.buf)
+            except OSError as e:
+                if e.args[0] != port.EAGAIN:
+                    raise
+                return False
+            u.sendto(memoryview(self.buf)[:k], addr)
+            done[0] += 1
+            return done[0] >= int(count)
+
+        ok = self.until(step, int(timeout_ms))
+        u.close()
+        return ("ok %d" if ok else "err timeout echoed=%d") % done[0]
+
     def cmd_quit(self):
         sys.exit(0)
 
