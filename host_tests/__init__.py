@@ -22,4 +22,5 @@ MODULES = [
     "test_lan_hostile",
     "test_fuzz",
     "test_mdns",
+    "test_dns",
 ]
