@@ -622,6 +622,32 @@ def icmp_packet(src, kind, code, body):
     return p
 
 
+def udp_packet(src, dst, sport, dport, payload, csum=True):
+    """A UDP datagram; its checksum is filled in (or left 0, "none") here."""
+    n = 8 + len(payload)
+    p = bytearray(20 + n)
+    p[0] = 0x45
+    p[2] = (20 + n) >> 8
+    p[3] = (20 + n) & 0xFF
+    p[8] = 64
+    p[9] = 17
+    p[12:16] = src
+    p[16:20] = dst
+    p[20] = sport >> 8
+    p[21] = sport & 0xFF
+    p[22] = dport >> 8
+    p[23] = dport & 0xFF
+    p[24] = n >> 8
+    p[25] = n & 0xFF
+    p[28:] = payload
+    if csum:
+        c = 0xFFFF ^ port.fold_checksum(port.checksum(p, 12, 20 + n, 17 + n))
+        c = c or 0xFFFF
+        p[26] = c >> 8
+        p[27] = c & 0xFF
+    return p
+
+
 def is_martian(a):
     return a[0] == 0 or a[0] == 127 or a[0] >= 224 or a == OUR_IP or (
         a[0] == 10 and a[1] == 0 and a[2] == 0 and a[3] == 255)
@@ -976,6 +1002,12 @@ class Scenario:
         if p[9] == 1:
             if not _csum_ok(p, 20, n, 0):
                 fail("bad ICMP checksum sent")
+            return
+        if p[9] == 17:
+            if n < 28 or ((p[24] << 8) | p[25]) != n - 20:
+                fail("bad UDP length sent", describe(p))
+            if (p[26] or p[27]) and not _csum_ok(p, 12, n, 17 + n - 20):
+                fail("bad UDP checksum sent", describe(p))
             return
         if p[9] != 6:
             fail("unknown protocol sent", "%d" % p[9])
@@ -1358,6 +1390,19 @@ class Scenario:
             _put32(q, 24, (sl.s_iss + near) & M32)
         return icmp_packet(sl.ip, 3, r.pick((0, 1, 2, 3, 3, 4)), b"\x00\x00\x00\x00" + q[:28])
 
+    def udp_junk(self):
+        """A datagram to a closed port, a service's port or a broadcast/group: sometimes
+        with a bad checksum or length, so the UDP input checks run too."""
+        r = self.rnd
+        dst = r.pick((OUR_IP, OUR_IP, b"\xff\xff\xff\xff", b"\x0a\x00\x00\xff",
+                      b"\xe0\x00\x00\xfb"))
+        dport = r.pick((7, 53, 67, 68, 5353, r.span(1, 65535)))
+        p = udp_packet(r.pick(PEER_IPS), dst, r.pick((53, 67, 5353, r.span(1, 65535))), dport,
+                       r.bytes(r.span(0, 300)), not r.chance(20))
+        if r.chance(15):
+            p[24 + r.below(4)] = r.below(256)  # length or checksum damaged
+        return p
+
     def arp_spoof(self):
         r = self.rnd
         spa = r.pick(PEER_IPS + MARTIANS[:4] + (b"\x0a\x00\x00\xfe", b"\x0a\x00\x00\x07"))
@@ -1375,6 +1420,8 @@ class Scenario:
         if sl is None or k >= 96:
             if self.ether and r.chance(60):
                 return [self.arp_spoof()]
+            if r.chance(50):
+                return [self._frame(PEER_IPS[0], self.finish(self.udp_junk()))]
             return [r.bytes(r.span(0, 60))]  # garbage
         out = None
         if k < 40:
@@ -1774,7 +1821,8 @@ _SHOW_STATS = ("tcpActiveOpens", "tcpPassiveOpens", "tcpAttemptFails", "tcpEstab
                "tcpRstsUnreadData", "tcpRstsDataAfterClose", "tcpTimeWaitRecycled",
                "tcpTimeWaitReopened", "tcpSynFloodRecycled", "tcpListenDrops",
                "tcpTcbExhausted", "ipInMartians", "ipInHdrErrors", "icmpInBadQuotes",
-               "icmpOutEchoReps", "arpRefused", "arpQueueDrops", "ethInDrops")
+               "icmpOutEchoReps", "arpRefused", "arpQueueDrops", "ethInDrops", "udpInDatagrams",
+               "udpNoPorts", "udpInErrors", "icmpOutDestUnreachs", "icmpOutRateLimited")
 
 
 def print_summary(s):
