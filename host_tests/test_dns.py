@@ -590,3 +590,106 @@ def test_getaddrinfo_times_out():
     e = expect_raises(OSError, dns.getaddrinfo, net, "www.example.com", 80)
     assert e.args[0] == -2
     assert port.ticks_diff(net.now, t0) <= dns.TOTAL_MS + 2
+
+
+# ---- over the real stack: two Stacks on the in-memory link, B serves DNS on port 53 ------
+
+
+class TinyServer:
+    """Answers A queries on B's port 53 from a table; `spoof_first` sends a forged copy first
+    (from another source port) and `silent` drops queries."""
+
+    def __init__(self, net, table):
+        self.net = net
+        self.table = table
+        self.queries = 0
+        self.spoof_first = False
+        self.silent = False
+        net.udp.bind_service(53, self.on_query)
+
+    def on_query(self, shi, slo, sport, buf, off, n, kind, now):
+        self.queries += 1
+        if self.silent:
+            return
+        q = bytes(buf[off:off + n])
+        end = dns.skip_name(q, 0, 12, n) + 4
+        name = []
+        i = 12
+        while q[i]:
+            name.append(q[i + 1:i + 1 + q[i]].decode())
+            i += 1 + q[i]
+        ip = self.table.get(".".join(name))
+        recs = [rr(PTR_Q, 1, 60, ip)] if ip else []
+        msg = (q[:2] + bytes((0x81, 0x80 if ip else 0x83)) + u16(1) + u16(len(recs))
+               + bytes(4) + q[12:end] + b"".join(recs))
+        udp = self.net.udp
+        if self.spoof_first:
+            udp.payload[:len(msg)] = msg
+            udp.send(5353, shi, slo, sport, len(msg))
+        udp.payload[:len(msg)] = msg
+        udp.send(53, shi, slo, sport, len(msg))
+
+
+def _pair_with_server():
+    from pair import Pair
+
+    pair = Pair()
+    pair.a.dns_servers = [b"\x0a\x00\x00\x02"]
+    return pair, TinyServer(pair.b, {"www.example.com": A1})
+
+
+def test_stack_resolves_over_udp():
+    pair, srv = _pair_with_server()
+    srv.spoof_first = True
+    r = dns.resolver(pair.a)
+    r.start("www.example.com")
+    pair.run_until(lambda: r.state != 1, what="an answer")
+    assert r.result() == A1 and srv.queries == 1
+    assert pair.a.stats.dnsInUnmatched == 1  # the copy from port 5353
+    assert pair.a.stats.dnsInReplies == 1
+    r.start("nope.example.com")
+    pair.run_until(lambda: r.state != 1, what="an answer")
+    assert expect_raises(OSError, r.result).args[0] == -2
+    assert not [p for p in pair.a.udp.services if p >= 49152]  # no port left bound
+
+
+def test_stack_retries_over_udp_and_gives_up():
+    pair, srv = _pair_with_server()
+    srv.silent = True
+    r = dns.resolver(pair.a)
+    t0 = pair.now
+    r.start("www.example.com")
+    pair.run_until(lambda: r.state != 1, what="giving up")
+    assert srv.queries == 2  # one server, two rounds (1 s, then 2 s)
+    assert 3000 <= port.ticks_diff(pair.now, t0) <= 3010
+    assert expect_raises(OSError, r.result).args[0] == -2
+    assert not [p for p in pair.a.udp.services if p >= 49152]  # no port left bound
+
+
+class _Driving:
+    """A link wrapper: each read also polls the other stack and moves the clock 1 ms."""
+
+    def __init__(self, link, pair):
+        self.link = link
+        self.pair = pair
+        self.mtu = link.mtu
+        self.mac = link.mac
+
+    def send(self, frame):
+        self.link.send(frame)
+
+    def recv_into(self, buf):
+        self.pair.b.poll()
+        self.pair.now = port.ticks_add(self.pair.now, 1)
+        return self.link.recv_into(buf)
+
+
+def test_stack_getaddrinfo_blocks():
+    pair, srv = _pair_with_server()
+    pair.a.link = _Driving(pair.a.link, pair)
+    assert pair.a.getaddrinfo("www.example.com", 80) == [(2, 1, 6, "", ("192.0.2.1", 80))]
+    assert pair.a.getaddrinfo("www.example.com", 53, 0, 2) == [
+        (2, 2, 17, "", ("192.0.2.1", 53))]  # from the cache
+    assert srv.queries == 1
+    e = expect_raises(OSError, pair.a.getaddrinfo, "nope.example.com", 80)
+    assert e.args[0] == -2
