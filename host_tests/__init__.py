@@ -23,4 +23,5 @@ MODULES = [
     "test_fuzz",
     "test_mdns",
     "test_dns",
+    "test_dhcp",
 ]

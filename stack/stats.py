@@ -94,6 +94,21 @@ NAMES = (
     "dnsNameErrors",  # NXDOMAIN or no A record: the lookup fails
     "dnsTimeouts",  # a query went unanswered for its timeout
     "dnsCacheHits",
+    # DHCP client (dhcp.py)
+    "dhcpOutDiscovers",
+    "dhcpOutRequests",
+    "dhcpOutDeclines",  # an offered address was in use (ARP conflict, RFC 5227)
+    "dhcpOutReleases",
+    "dhcpInOffers",
+    "dhcpInAcks",
+    "dhcpInNaks",
+    "dhcpInErrors",  # malformed replies dropped: header, cookie, options, yiaddr
+    "dhcpInIgnored",  # well-formed but not for us now: other xid/chaddr/server, or state
+    "dhcpRetransmits",
+    "dhcpLeases",  # addresses bound after probing
+    "dhcpRenewals",  # leases extended in RENEWING or REBINDING
+    "dhcpLeaseExpiries",  # leases that ran out: the address was dropped
+    "dhcpConflicts",  # offered addresses found in use by the ARP probe
 )
 
 
