@@ -346,3 +346,39 @@ def test_walk_refuses():
 def test_wire_name():
     assert mdns.wire_name("Board7") == b"\x06Board7\x05local\x00"
     assert len(mdns.wire_name("x" * 100)) == 1 + 63 + 7
+
+
+_SENT = [0]
+
+
+def _count_send(sport, dst_hi, dst_lo, dport, n):
+    _SENT[0] += 1
+
+
+def test_query_handling_allocates_nothing():
+    """On MicroPython: a query, a legacy query, a conflict and a malformed packet are handled
+    with the heap locked (the UDP send itself is stubbed: it is udp.py's to prove)."""
+    try:
+        from micropython import heap_lock, heap_unlock
+    except ImportError:  # CPython
+        return
+    w = Wire(hostname="Board7")
+    r = mdns.start(w.net)
+    w.advance(3000)
+    sent = _SENT
+    sent[0] = 0
+    w.net.udp.send = _count_send  # a plain function: calling a closure may allocate
+    packets = [bytearray(p) for p in (
+        query(qclass=1 | QU), query(ident=9),
+        message(answers=[record(rdata=OTHER_IP)], flags=0x8400),
+        query(name=b"\x06board7\xc0\x0c"), message([(NAME, 1, 1)], counts=(1, 0, 0, 0xFFFF)))]
+    ports = (5353, 40000, 5353, 5353, 5353)
+    now = w.now
+    heap_lock()
+    try:
+        for i in range(len(packets)):
+            r.input(0x0A00, 0x0001, ports[i], packets[i], 0, len(packets[i]), 2, now)
+    finally:
+        heap_unlock()
+    assert sent[0] == 2 and w.net.stats.mdnsInErrors == 2, sent
+    assert w.net.stats.mdnsConflicts == 1

@@ -1,7 +1,7 @@
 # mDNS against Linux: dig's legacy unicast query (RFC 6762 6.7) from a Linux namespace gets
-# our address; so do multicast (QM) and unicast-response (QU) queries from Linux sockets. MIT licence. CPython pytest; the stack
-# side is this file run as a script (CPython or the MicroPython unix port) in another
-# namespace, on AF_PACKET over a veth pair:
+# our address; so do multicast (QM) and unicast-response (QU) queries from Linux sockets.
+# MIT licence. CPython pytest; the stack side is this file run as a script (CPython or the
+# MicroPython unix port) in another namespace, on AF_PACKET over a veth pair:
 #
 #   test_mdns_linux.py packet:IFACE IP HOSTNAME     prints READY, answers mDNS until "quit"
 #                                                   or EOF on stdin ("stats" -> ok k=v ...)

@@ -21,10 +21,10 @@
 # - Announces itself when it gets an address (an address listener): two unsolicited
 #   multicast responses, 1 s apart (8.3), sent from poll() (net.add_service).
 # - Conflicts (section 9): a response from another host holding an A record for our name
-#   with another address is counted (mdnsConflicts), logged and remembered in
-#   `Responder.conflict` (the address it gave, 4 bytes). We do not probe (8.1) and do not
-#   rename ourselves to name-2: the application sees the conflict and may pick another
-#   hostname and restart (stop(net); net.hostname = ...; start(net)).
+#   with another address is counted (mdnsConflicts), logged (the first time) and remembered
+#   in `Responder.conflict` (the last address another host gave, 4 bytes). We do not probe
+#   (8.1) and do not rename ourselves to name-2: the application sees the conflict and may
+#   pick another hostname and restart (stop(net); net.hostname = ...; start(net)).
 # What it does not do: probing, goodbye packets, NSEC for AAAA questions (IPv4 only: AAAA is
 # simply not answered), DNS-SD, answering over unicast from off-link senders differently.
 #
@@ -143,7 +143,8 @@ class Responder:
         self.announce_at = None  # ticks of the next announcement; None: none due
         self.announces_left = 0
         self.mcast_at = None  # ticks of our last multicast answer (rate limit)
-        self.conflict = None  # the other address (4 bytes) after a conflict, else None
+        self.conflict = None  # after a conflict, the other address (4 bytes), else None
+        self.conflict_buf = bytearray(4)
         # What the last records() saw for our name (A, class IN): see records().
         self.seen_ours = False
         self.seen_other_hi = -1
@@ -297,12 +298,14 @@ class Responder:
         if flags & _FLAGS_QR:
             # A response. RFC 6762 6: a response from a port other than 5353 is ignored.
             if sport == PORT and self.seen_other_hi >= 0:
-                self.conflict = bytes((self.seen_other_hi >> 8, self.seen_other_hi & 0xFF,
-                                       self.seen_other_lo >> 8, self.seen_other_lo & 0xFF))
+                a = self.conflict_buf  # written in place: a flood of these allocates nothing
+                a[0], a[1] = self.seen_other_hi >> 8, self.seen_other_hi & 0xFF
+                a[2], a[3] = self.seen_other_lo >> 8, self.seen_other_lo & 0xFF
                 stats.mdnsConflicts += 1
-                self._log("conflict: %d.%d.%d.%d also answers for %s" % (
-                    self.conflict[0], self.conflict[1], self.conflict[2], self.conflict[3],
-                    self.wire[1:1 + self.wire[0]].decode()))
+                if self.conflict is None and net.log is not None:  # logged once
+                    self._log("conflict: %d.%d.%d.%d also answers for %s" % (
+                        a[0], a[1], a[2], a[3], self.wire[1:1 + self.wire[0]].decode()))
+                self.conflict = a
             return
         if not question:
             return  # not for us
