@@ -24,7 +24,10 @@
 #
 # Memory: a reply is parsed in place in the stack's receive buffer (no copies, no tuples);
 # the question lives in one bytearray made with the resolver. A lookup allocates the
-# lower-cased name, its 2-byte random ID and, on success, the 4-byte address.
+# lower-cased name, its 2-byte random ID and, on success, the 4-byte address. Measured on
+# wasm32 (gc.mem_alloc() deltas around start() and our stack's poll() calls, two stacks on the
+# in-memory link): 512 bytes per lookup sent and answered, 32 bytes per cache hit; an idle
+# poll() allocates nothing. getaddrinfo() adds its list, tuples and address string (~110).
 #
 # A reply that is malformed or does not match the question in flight is dropped and counted
 # (stats dnsInMalformed / dnsInUnmatched); nothing in a reply can raise or loop: every name
@@ -390,14 +393,15 @@ class Resolver:
             if self.host == low:
                 return
             raise OSError(port.EALREADY)  # one lookup at a time
-        ip = parse_dotted(low)
+        ip = self.cache_get(low, now)  # only valid names are cached: look there first
+        if ip is not None:
+            net.stats.dnsCacheHits += 1
+        elif low and "0" <= low[0] <= "9":
+            ip = parse_dotted(low)
         if ip is None and low == "localhost":
             ip = b"\x7f\x00\x00\x01"
         if ip is None:
             self.qlen = encode_name(low, self.qname)  # raises on an invalid name
-            ip = self.cache_get(low, now)
-            if ip is not None:
-                net.stats.dnsCacheHits += 1
         self.host = low
         if ip is not None:
             self.ip = ip
