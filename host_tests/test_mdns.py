@@ -382,3 +382,36 @@ def test_query_handling_allocates_nothing():
         heap_unlock()
     assert sent[0] == 2 and w.net.stats.mdnsInErrors == 2, sent
     assert w.net.stats.mdnsConflicts == 1
+
+
+def test_mutated_packets_never_raise():
+    """Valid queries and responses with random bytes changed, or cut short: each is dropped,
+    counted or answered; the responder never raises and still answers afterwards."""
+    w = Wire(hostname="Board7")
+    r = mdns.start(w.net)
+    for ms in (0, 1000, 1000):  # both announcements out
+        w.advance(ms)
+    w.net.udp.send = _count_send
+    seeds = [message([(b"\x05other\x05local\x00", 1, 1), (b"\x06board7\xc0\x12", 1, 1)],
+                     [record(name=b"\xc0\x0c", ttl=30)]),
+             message(answers=[record(rdata=OTHER_IP), record(name=b"\xc0\x0c")], flags=0x8400),
+             query(ident=5, qclass=0x8001)]
+    x = 12345
+    for i in range(1500):
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        p = bytearray(seeds[i % len(seeds)])
+        for _ in range(1 + (x >> 8) % 3):
+            x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+            p[(x >> 4) % len(p)] = (x >> 16) & 0xFF
+        n = len(p) if x & 1 else (x >> 12) % len(p)
+        r.input(0x0A00, 0x0001, 5353 if x & 2 else 40000, p, 0, n, 2, w.now)
+        w.now = port.ticks_add(w.now, 7)
+    st = w.net.stats
+    assert st.mdnsInErrors > 100, st.mdnsInErrors
+    del w.net.udp.send  # the real one again
+    w.advance(1000)
+    w.frames()
+    w.send(udp_frame(query()))
+    out = [parse(f) for f in w.frames()]
+    assert len(out) == 1, out
+    check_answer(out[0][4])
