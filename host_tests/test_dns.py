@@ -97,6 +97,7 @@ def test_skip_name_refuses():
     m = hdr + b"\x01a\xc0\x0f\x01b\xc0\x0c"  # 12: a -> 15 (forward from 12's view)
     assert skip(m, 16) == -1  # 16 -> 12 "a" -> ptr 15 > low 12: refused
     assert skip(hdr + b"\xc0\x05") == -1
+    assert skip(hdr + b"\x01\x00\xc0\x0d") == -1  # back, but into this name's own label
     # label over 63 (types 0x40 and 0x80 too), truncated label, missing root, cut pointer
     assert skip(hdr + b"\x40" + b"a" * 64 + b"\x00") == -1
     assert skip(hdr + b"\x80\x00") == -1
@@ -693,3 +694,29 @@ def test_stack_getaddrinfo_blocks():
     assert srv.queries == 1
     e = expect_raises(OSError, pair.a.getaddrinfo, "nope.example.com", 80)
     assert e.args[0] == -2
+
+
+def test_mutated_replies_never_raise():
+    """Random byte flips, cuts and pointer bytes in good replies: parse_reply returns an
+    outcome, and an address only from inside the message."""
+    q = "www.example.com"
+    first = 12 + len(wire(q)) + 4
+    web = b"\x03web\xc0\x10"
+    rec1 = rr(PTR_Q, 5, 600, web)
+    seeds = [reply(0x1234, q, [rec1, rr(bytes((0xC0, first + len(rec1) - len(web))), 1, 9,
+                                        A2)]),
+             reply(0x1234, q, [rr(PTR_Q, 1, 30, A1), rr(PTR_Q, 1, 30, A2)])]
+    x = 12345
+    for k in range(3000):
+        m = bytearray(seeds[k & 1])
+        for _ in range(1 + k % 4):
+            x = (x * 1103515245 + 12345) & 0x3FFFFFFF
+            i = 2 + x % (len(m) - 2)  # keep the ID
+            v = (x >> 8) & 0xFF
+            if v < 16:
+                v = 0xC0  # pointers are what we want to hit most
+            m[i] = v
+        if k % 5 == 0:
+            m = m[:12 + x % (len(m) - 11)]
+        got = parse(bytes(m))
+        assert isinstance(got, tuple) or -6 <= got <= -1, got
