@@ -510,3 +510,149 @@ def test_random_garbage_to_port_68_never_raises():
             lan = Lan()
             (d,) = lan.msgs()
             good = payload(d.xid, dhcp.OFFER)
+
+
+# ---- the interface object (stack/nic.py) ---------------------------------------------------
+
+
+def _static():
+    a, b = pipe(mtu=1500, depth=64, macs=(SERVER_MAC, OUR_MAC))
+    return Stack(b, ip="10.0.0.2", prefix=24, gateway="10.0.0.1", clock=lambda: 0)
+
+
+def _message(e):
+    return e.args[0] if e.args else None
+
+
+def test_nic_static_stack_reads_like_micropython():
+    net = _static()
+    assert net.active() is True and net.isconnected() is True and net.status() == 2
+    assert net.ipconfig("addr4") == ("10.0.0.2", "255.255.255.0")
+    assert net.ipconfig("gw4") == "10.0.0.1" and net.ipconfig("dns4") == "0.0.0.0"
+    assert net.ipconfig("dhcp4") is False and net.ipconfig("has_dhcp4") is False
+    assert net.ifconfig() == ("10.0.0.2", "255.255.255.0", "10.0.0.1", "0.0.0.0")
+    assert net.config("mac") == OUR_MAC
+    net.active(True)  # a static address: no DHCP
+    assert net.ipconfig("dhcp4") is False and net.ipconfig("addr4")[0] == "10.0.0.2"
+
+
+def test_nic_errors_are_micropythons():
+    net = _static()
+    cases = (
+        (ValueError, "unknown status param", net.status, ("x",), {}),
+        (TypeError, "must query one param", net.ipconfig, (), {}),
+        (TypeError, "must query one param", net.ipconfig, ("addr4", "gw4"), {}),
+        (ValueError, "unexpected key", net.ipconfig, ("addr6",), {}),
+        (ValueError, "unexpected key", net.ipconfig, (), {"mac": b"x"}),
+        (TypeError, "can't specify pos and kw args", net.ipconfig, ("addr4",),
+         {"gw4": "10.0.0.1"}),
+        (ValueError, "invalid arguments", net.ipconfig, (), {"addr4": "10.0.0/24"}),
+        (ValueError, "invalid arguments", net.ipconfig, (), {"addr4": "10.0.0.3/33"}),
+        (ValueError, "invalid arguments", net.ipconfig, (),
+         {"addr4": ("10.0.0.3", "255.0.255.0")}),
+        (ValueError, "invalid arguments", net.ipconfig, (), {"gw4": "gateway"}),
+        (TypeError, "must query one param", net.config, (), {}),
+        (TypeError, "must query one param", net.config, ("mac", "hostname"), {}),
+        (ValueError, "unknown config param", net.config, ("essid",), {}),
+        (ValueError, "unknown config param", net.config, (), {"essid": "x"}),
+        (TypeError, "can't specify pos and kw args", net.config, ("mac",),
+         {"hostname": "x"}),
+        (ValueError, None, net.config, (), {"hostname": "x" * 33}),
+        (ValueError, "invalid arguments", net.ifconfig, (("10.0.0.3", "255.255.255.0"),), {}),
+    )
+    for exc, msg, fn, args, kw in cases:
+        e = expect_raises(exc, fn, *args, **kw)
+        assert _message(e) == msg, (msg, e)
+    # Nothing changed on the way.
+    assert net.ifconfig() == ("10.0.0.2", "255.255.255.0", "10.0.0.1", "0.0.0.0")
+    assert net.config("hostname") == "mpy-000002"
+    net.config(hostname="x" * 32)
+    assert net.config("hostname") == "x" * 32
+
+
+def test_nic_static_setters():
+    net = _static()
+    net.ipconfig(addr4="192.168.1.7/16")
+    assert net.ipconfig("addr4") == ("192.168.1.7", "255.255.0.0")
+    assert net.ipconfig("gw4") == "10.0.0.1"  # kept
+    net.ipconfig(addr4=("192.168.1.8", "255.255.255.128"), gw4="192.168.1.1",
+                 dns4="192.168.1.2")
+    assert net.ifconfig() == ("192.168.1.8", "255.255.255.128", "192.168.1.1", "192.168.1.2")
+    net.ipconfig(addr4="192.168.1.9")  # no prefix: the mask stays
+    assert net.ipconfig("addr4") == ("192.168.1.9", "255.255.255.128")
+    net.ifconfig(("10.1.0.5", "255.255.255.0", "10.1.0.1", "10.1.0.53"))
+    assert net.ifconfig() == ("10.1.0.5", "255.255.255.0", "10.1.0.1", "10.1.0.53")
+    assert net.dns_servers == [b"\x0a\x01\x00\x35"]
+    net.ipconfig(dns4=("1.1.1.1", "8.8.8.8"))
+    assert net.dns_servers == [b"\x01\x01\x01\x01", b"\x08\x08\x08\x08"]
+
+
+def test_nic_active_true_runs_dhcp_to_a_lease():
+    lan = Lan(start=False)
+    net = lan.net
+    assert net.active() is False and net.status() == 0 and not net.isconnected()
+    assert net.ipconfig("dhcp4") is False
+    assert lan.msgs() == []
+    net.active(True)
+    assert net.active() is True and net.status() == 1 and not net.isconnected()
+    assert net.ipconfig("dhcp4") is True and net.ipconfig("has_dhcp4") is False
+    lan.client = net.dhcp
+    bound(lan)
+    assert net.isconnected() and net.status() == 2
+    assert net.ipconfig("has_dhcp4") is True
+    assert net.ifconfig() == ("10.0.0.50", "255.255.255.0", "10.0.0.1", "10.0.0.1")
+    net.active(True)  # again: nothing new
+    assert lan.msgs() == [] and net.isconnected()
+
+
+def test_nic_link_down_is_not_connected():
+    lan = Lan(start=False)
+    lan.net.link.link_up = lambda: False
+    lan.net.active(True)
+    lan.client = lan.net.dhcp
+    bound(lan)
+    assert not lan.net.isconnected() and lan.net.status() == 0
+    lan.net.link.link_up = lambda: True
+    assert lan.net.isconnected() and lan.net.status() == 2
+
+
+def test_nic_dhcp4_false_and_active_false_stop_dhcp():
+    lan = Lan(start=False)
+    net = lan.net
+    net.active(True)
+    lan.client = net.dhcp
+    bound(lan)
+    net.ipconfig(dhcp4=False)
+    assert [m.type for m in lan.msgs()] == [dhcp.RELEASE]
+    assert not net.has_address() and net.ipconfig("dhcp4") is False
+    net.ipconfig(dhcp4=True)
+    assert [m.type for m in lan.msgs()] == [dhcp.DISCOVER]
+    net.active(False)
+    assert net.active() is False and net.ipconfig("dhcp4") is False
+    assert lan.run(100000) == []
+
+
+def test_nic_static_address_replaces_a_lease():
+    lan = Lan(start=False)
+    net = lan.net
+    net.active(True)
+    lan.client = net.dhcp
+    bound(lan)
+    net.ipconfig(addr4="10.0.0.9/24")
+    assert [m.type for m in lan.msgs()] == [dhcp.RELEASE]
+    assert net.ipconfig("dhcp4") is False and net.ipconfig("has_dhcp4") is False
+    assert net.ifconfig()[:3] == ("10.0.0.9", "255.255.255.0", "10.0.0.1")
+    assert lan.run(4000000) == []  # no lease timers left behind
+
+
+def test_nic_dhcp4_true_while_bound_renews():
+    lan = Lan(start=False)
+    net = lan.net
+    net.active(True)
+    lan.client = net.dhcp
+    bound(lan)
+    net.ipconfig(dhcp4=True)
+    (m,) = lan.msgs()
+    assert m.type == dhcp.REQUEST and m.ciaddr == OFFER_IP and m.ip_dst == SERVER_IP
+    lan.send(udp_frame(payload(m.xid, dhcp.ACK), dst_ip=OFFER_IP, dst_mac=OUR_MAC))
+    assert lan.client.state == dhcp.BOUND and net.stats.dhcpRenewals == 1

@@ -146,6 +146,19 @@ class Client:
         self._set_state(STOPPED)
         self.at = None
 
+    def renew(self, now=None):
+        """Renew a bound lease now (RENEWING: unicast REQUEST); start() if not bound."""
+        if not self.bound:
+            return self.start(now)
+        if now is None:
+            now = self.net.clock()
+        self._set_state(RENEWING)
+        self._new_xid(now)
+        self._send(REQUEST, now)
+        step = port.ticks_diff(now, self.since) // 1000
+        self.rexmit_s = self.elapsed_s + step + _RENEW_MIN_S
+        self._wake_in(_RENEW_MIN_S * 1000, now)
+
     def running(self):
         return self.state != STOPPED
 
