@@ -50,6 +50,8 @@ detect() {
                 need iputils-ping "has ping" ping
                 need procps "has sysctl ps pkill" "sysctl/ps/pkill"
                 need util-linux "has setpriv nsenter runuser" "setpriv/nsenter/runuser"
+                need dnsmasq-base "has dnsmasq" dnsmasq
+                need bind9-dnsutils "has dig" dig
                 need tshark "has tshark" tshark ;;
             *) echo "tools/need.sh: unknown group '$g' (venv, node, make, linux)" >&2
                exit 2 ;;
