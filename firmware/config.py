@@ -7,11 +7,13 @@ BOARD = "w5500_evb_pico"  # a file in boards/: w5500_evb_pico, esp32_w5500, host
 MAC = None  # 6 bytes, or None for the board's default (host_packet: a random local one)
 IFACE = "veth0"  # host_packet only: the Linux interface it runs on
 
-# Static addressing. DHCP is not implemented yet: it will go in main.py's bring_up(),
-# taking a lease on the link before Stack() is made, when IP below is None.
-IP = "192.168.0.50"
+# Addressing: IP = None takes a lease by DHCP (address, mask, gateway, DNS servers) and the
+# board prints it at boot; or a static address such as "192.168.0.50" with PREFIX and
+# GATEWAY ("192.168.0.1" to reach other networks).
+IP = None
 PREFIX = 24
-GATEWAY = None  # "192.168.0.1" to reach other networks
+GATEWAY = None
+HOSTNAME = "board"  # sent to the DHCP server, and answered as board.local (mDNS)
 
 SERVICE = "http"  # echo, discard, chargen or http (stack/services.py)
 PORT = None  # None: the service's usual port (7, 9, 19, 80)

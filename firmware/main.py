@@ -14,19 +14,33 @@
 import asyncio
 
 import config
-from stack import Stack, aio, services
+from stack import Stack, aio, port, services
+
+DHCP_PROGRESS_S = 10  # while no lease comes, say so this often
 
 
 def bring_up():
-    """The board's link and a Stack on it, addressed from config.py."""
+    """The board's link and a Stack on it: config.IP, or DHCP when it is None."""
     board = __import__("boards." + config.BOARD, None, None, ("link",))
     link = board.link(getattr(config, "MAC", None))
-    # DHCP goes here: with config.IP None, take a lease on `link` (address, prefix,
-    # gateway) before the Stack is made. Not implemented yet: a static address is needed.
+    net = Stack(link, ip=config.IP or None, prefix=config.PREFIX, gateway=config.GATEWAY,
+                hostname=getattr(config, "HOSTNAME", None), **getattr(config, "STACK", {}))
+    net.active(True)  # DHCP if there is no address; <hostname>.local answers either way
     if not config.IP:
-        raise ValueError("config.IP is None but DHCP is not implemented yet")
-    return Stack(link, ip=config.IP, prefix=config.PREFIX, gateway=config.GATEWAY,
-                 **getattr(config, "STACK", {}))
+        print("DHCP: asking for an address as %s" % net.config("hostname"))
+        start = port.ticks_ms()
+        said = 0
+        while not net.isconnected():  # Ctrl-C leaves to the REPL, `net` as it is
+            due = net.poll()
+            net.wait(50 if due is None or due > 50 else due)
+            waited = port.ticks_diff(port.ticks_ms(), start) // 1000
+            if waited >= said + DHCP_PROGRESS_S:
+                said = waited
+                print("DHCP: no lease yet after %d s (is a DHCP server on the LAN?)" % said)
+        ip, mask, gw, dns = net.ifconfig()
+        print("DHCP: %s mask %s gateway %s dns %s" % (ip, mask, gw, dns))
+    print("name: %s.local" % net.config("hostname"))
+    return net
 
 
 net = bring_up()
@@ -38,7 +52,7 @@ async def serve():
     factory, port = services.SERVICES[config.SERVICE]
     port = config.PORT or port
     server = await aio.start_server(net, factory(net), "0.0.0.0", port)
-    print("READY %s on %s:%d" % (config.SERVICE, config.IP, port))
+    print("READY %s on %s:%d" % (config.SERVICE, net.ifconfig()[0], port))
     while True:
         await asyncio.sleep(3600)
 

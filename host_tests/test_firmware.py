@@ -28,7 +28,7 @@ TOOL_TIMEOUT_S = 120
 
 
 class Rig:
-    def __init__(self, tmp):
+    def __init__(self, tmp, dhcp=False):
         netns.require_root()
         netns.require_tool("curl")
         self.linux = netns.Netns().open()
@@ -36,13 +36,24 @@ class Rig:
         self.board = None
         try:
             self.ours = netns.Netns().open()
-            _, self.iface = netns.veth(self.linux, self.ours, addr_a=LINUX_IP + "/24")
+            va, self.iface = netns.veth(self.linux, self.ours, addr_a=LINUX_IP + "/24")
+            if dhcp:
+                # The firmware's default: no address in config.py, a lease from the LAN.
+                netns.run_in(self.linux, [
+                    netns.require_tool("dnsmasq"), "--keep-in-foreground",
+                    "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--port=0",
+                    "--user=root", "--pid-file=", "--interface=" + va, "--bind-interfaces",
+                    "--dhcp-range=10.9.5.50,10.9.5.60,255.255.255.0,2m",
+                    "--dhcp-leasefile=" + os.path.join(tmp, "leases")],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.board = VBoard(netns=self.ours.name)
             self.config = os.path.join(tmp, "config.py")
             with open(os.path.join(ROOT, "firmware", "config.py")) as f:
                 text = f.read()
             text = re.sub(r"^IFACE = .*$", "IFACE = %r" % self.iface, text, flags=re.M)
-            text = re.sub(r"^IP = .*$", "IP = %r" % OUR_IP, text, flags=re.M)
+            if not dhcp:
+                text = re.sub(r"^IP = .*$", "IP = %r" % OUR_IP, text, flags=re.M)
+            text = re.sub(r"^HOSTNAME = .*$", "HOSTNAME = 'board7'", text, flags=re.M)
             with open(self.config, "w") as f:
                 f.write(text)
             self.deploy = run(["make", "-s", "deploy", "BOARD=host_packet",
@@ -322,3 +333,27 @@ def test_tools_say_what_the_board_lacks():
                    "--net", "mynet"])
         assert "no `mynet` at the board's REPL" in out.stderr, out.stderr
         assert board.sigint_deaths == 0
+
+
+@pytest.fixture(scope="module")
+def dhcp_rig(tmp_path_factory):
+    r = Rig(str(tmp_path_factory.mktemp("vboard-dhcp")), dhcp=True)
+    yield r
+    r.close()
+
+
+def test_default_config_takes_a_lease_and_answers_by_name(dhcp_rig):
+    """config.IP = None (the default): the board prints its lease and name at boot, serves
+    on the leased address, and answers board7.local (mDNS) from Linux."""
+    rig = dhcp_rig
+    d = rig.deploy
+    assert d.returncode == 0, d.stdout + d.stderr + rig.why()
+    m = re.search(r"DHCP: (10\.9\.5\.(5\d|60)) mask 255\.255\.255\.0", d.stdout)
+    assert m, d.stdout
+    ip = m.group(1)
+    assert "name: board7.local" in d.stdout and "READY http on %s:80" % ip in d.stdout, d.stdout
+    out = rig.linux.exec(["curl", "-sS", "--max-time", "10", "http://%s/" % ip])
+    assert "Hello from a TCP/IP stack in Python" in out.stdout, out.stdout + out.stderr
+    dig = rig.linux.exec([netns.require_tool("dig"), "+short", "+tries=3", "+time=2",
+                          "-p", "5353", "@" + ip, "board7.local"])
+    assert dig.stdout.split() == [ip], dig.stdout + dig.stderr
