@@ -210,3 +210,22 @@ def test_capture_allocates_nothing_per_frame():
     finally:
         unlock()
     assert cap.frames == 401
+
+
+def test_netstat_shows_address_dhcp_state_and_udp():
+    from stack import AF_INET, SOCK_DGRAM, Stack
+    from stack.link.pipe import pipe
+
+    _, end = pipe(mtu=1500, macs=(b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"))
+    net = Stack(end, clock=lambda: 0, hostname="b7")
+    net.active(True)  # no address: DHCP starts
+    net.poll()
+    u = net.socket(AF_INET, SOCK_DGRAM)
+    u.bind(("0.0.0.0", 5005))
+    lines = _lines(debug.netstat, net)
+    assert lines[1] == "IPv4 0.0.0.0/24, DHCP SELECTING", lines[1]
+    assert _row(lines, "UDP")[0] == "0.0.0.0:5005"
+    assert [r.split()[0] for r in lines if "service" in r] == ["0.0.0.0:68", "0.0.0.0:5353"]
+    net.active(False)
+    net.set_address(b"\x0a\x00\x00\x07", 24)
+    assert _lines(debug.netstat, net)[1] == "IPv4 10.0.0.7/24"

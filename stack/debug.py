@@ -15,7 +15,7 @@
 
 from micropython import const
 
-from . import port, seq
+from . import ipv4, port, seq
 from . import trace as _trace
 from .tcp import CLOSED, STATE_NAMES
 
@@ -53,6 +53,7 @@ def netstat(net, out=print):
             used += 1
     out("TCBs %d/%d in use, TIME-WAIT %d/%d, listeners %d" % (
         used, len(net.tcbs), net.tw.used, net.tw.slots, len(net.listeners)))
+    _lan(net, now, out)
     out(_ROW % ("Local", "Remote", "State", "snd_una", "snd_nxt", "rcv_nxt", "sndwnd",
                 "rcvwnd", "cwnd", "rto", "sendq", "recvq", "timers"))
     lhi, llo = net.ip_hi, net.ip_lo
@@ -89,6 +90,35 @@ def netstat(net, out=print):
                     seq.to_int(*tw.snd_nxt(slot)), seq.to_int(*tw.rcv_nxt(slot)), "-",
                     tw.wnd(slot), "-", "-", "-", "-",
                     "2msl:%d" % port.ticks_diff(tw.expiry[slot], now)))
+    _udp_rows(net, out)
+
+
+def _lan(net, now, out):
+    """The address and where it came from: static, or DHCP's state and lease left."""
+    ip = ipv4.ntoa(net.ip_hi, net.ip_lo)
+    c = getattr(net, "dhcp", None)
+    if c is not None and c.running():
+        from .dhcp import STATE_NAMES as DHCP_STATES
+
+        left = c.lease_left_s(now)
+        lease = "" if left is None else (" lease forever" if left < 0 else
+                                         " lease %d s left" % left)
+        out("IPv4 %s/%d, DHCP %s%s" % (ip, net.prefix, DHCP_STATES[c.state], lease))
+    else:
+        out("IPv4 %s/%d%s" % (ip, net.prefix, "" if net.has_address() else " (none)"))
+
+
+def _udp_rows(net, out):
+    """A row per UDP socket (recvq: bytes queued) and per service's port."""
+    udp = net.udp
+    for i in range(len(udp.socks)):
+        s = udp.socks[i]
+        if s is not None:
+            out(_ROW % (_addr(net.ip_hi, net.ip_lo, s._lport), "*:*", "UDP", "-", "-", "-",
+                        "-", "-", "-", "-", "-", udp.counts[i], "-"))
+    for lport in udp.services:
+        out(_ROW % (_addr(net.ip_hi, net.ip_lo, lport), "*:*", "UDP", "-", "-", "-", "-",
+                    "-", "-", "-", "-", "-", "service"))
 
 
 def stats(net, all=False, out=print):
