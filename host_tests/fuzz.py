@@ -606,16 +606,21 @@ def tcp_packet(src, dst, sport, dport, seq, ack, flags, wnd, dlen, mss=-1):
     return p
 
 
-def icmp_packet(src, kind, code, body):
-    n = 8 + len(body)
+def _ip_packet(src, dst, proto, n):
+    """An IPv4 header (checksum left to finish()) and n zero bytes after it."""
     p = bytearray(20 + n)
     p[0] = 0x45
     p[2] = (20 + n) >> 8
     p[3] = (20 + n) & 0xFF
     p[8] = 64
-    p[9] = 1
+    p[9] = proto
     p[12:16] = src
-    p[16:20] = OUR_IP
+    p[16:20] = dst
+    return p
+
+
+def icmp_packet(src, kind, code, body):
+    p = _ip_packet(src, OUR_IP, 1, 8 + len(body))
     p[20] = kind
     p[21] = code
     p[28:] = body
@@ -625,14 +630,7 @@ def icmp_packet(src, kind, code, body):
 def udp_packet(src, dst, sport, dport, payload, csum=True):
     """A UDP datagram; its checksum is filled in (or left 0, "none") here."""
     n = 8 + len(payload)
-    p = bytearray(20 + n)
-    p[0] = 0x45
-    p[2] = (20 + n) >> 8
-    p[3] = (20 + n) & 0xFF
-    p[8] = 64
-    p[9] = 17
-    p[12:16] = src
-    p[16:20] = dst
+    p = _ip_packet(src, dst, 17, n)
     p[20] = sport >> 8
     p[21] = sport & 0xFF
     p[22] = dport >> 8

@@ -667,22 +667,7 @@ def test_stack_retries_over_udp_and_gives_up():
     assert not [p for p in pair.a.udp.services if p >= 49152]  # no port left bound
 
 
-class _Driving:
-    """A link wrapper: each read also polls the other stack and moves the clock 1 ms."""
-
-    def __init__(self, link, pair):
-        self.link = link
-        self.pair = pair
-        self.mtu = link.mtu
-        self.mac = link.mac
-
-    def send(self, frame):
-        self.link.send(frame)
-
-    def recv_into(self, buf):
-        self.pair.b.poll()
-        self.pair.now = port.ticks_add(self.pair.now, 1)
-        return self.link.recv_into(buf)
+from test_blocking import _Driving  # noqa: E402  (a link that runs the other stack)
 
 
 def test_stack_getaddrinfo_blocks():
