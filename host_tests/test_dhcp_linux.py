@@ -120,7 +120,7 @@ else:
             time.sleep(0.05)
         return fn()
 
-    @pytest.fixture(params=["cpython", "micropython"])
+    @pytest.fixture(params=["cpython", "micropython", "w5500-cpython"])
     def lan(request):
         netns.require_root()
         netns.require_tool("dnsmasq")
@@ -135,8 +135,9 @@ else:
             time.sleep(0.3)  # dnsmasq binds port 67
             interp = ([mp.micropython_cmd()] if request.param == "micropython"
                       else [sys.executable, "-u"])
-            argv = interp + [str(mp.HOST_TESTS / "test_dhcp_linux.py"), "packet:" + vb,
-                             HOSTNAME]
+            # The W5500 driver on the chip's emulator, bridged to the veth: a board's path.
+            link = ("w5500emu:" if request.param.startswith("w5500") else "packet:") + vb
+            argv = interp + [str(mp.HOST_TESTS / "test_dhcp_linux.py"), link, HOSTNAME]
             agent = Agent(argv, ns=ours)
             yield agent, leases
         finally:

@@ -402,7 +402,7 @@ def measure_cpu_stack_only(results):
 # trace and debug helpers are optional modules; link drivers are counted apart.
 CORE = ("__init__.py", "port.py", "_checksum_viper.py", "config.py", "seq.py", "ringbuf.py",
         "assembler.py", "timewait.py", "stats.py", "ipv4.py", "tcpseg.py", "tcp.py",
-        "ether.py", "arp.py", "icmp.py", "iface.py", "sock.py")
+        "ether.py", "arp.py", "icmp.py", "iface.py", "sock.py", "udp.py")
 
 
 def measure_flash(results):
