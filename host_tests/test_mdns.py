@@ -42,6 +42,7 @@ def parse(frame):
     """(dst MAC, dst IP, sport, dport, DNS message) of a UDP frame we sent."""
     assert frame[12:14] == b"\x08\x00" and frame[23] == 17, frame
     ip = frame[14:]
+    assert ip[8] == 255, "IP TTL %d: mDNS responses go out with 255 (RFC 6762 11)" % ip[8]
     hlen = (ip[0] & 0x0F) * 4
     sport, dport, ulen = struct.unpack(">HHH", ip[hlen:hlen + 6])
     return frame[0:6], ip[16:20], sport, dport, ip[hlen + 8:hlen + ulen]
@@ -351,7 +352,7 @@ def test_wire_name():
 _SENT = [0]
 
 
-def _count_send(sport, dst_hi, dst_lo, dport, n):
+def _count_send(sport, dst_hi, dst_lo, dport, n, ttl=64):
     _SENT[0] += 1
 
 

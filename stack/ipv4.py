@@ -91,7 +91,7 @@ def total_len(buf, ip):
     return (buf[ip + 2] << 8) | buf[ip + 3]
 
 
-def write_header(buf, ip, src, dst_hi, dst_lo, proto, payload_len, ident):
+def write_header(buf, ip, src, dst_hi, dst_lo, proto, payload_len, ident, ttl=_TTL):
     """Write a 20-byte header with DF set; src is our 4-byte address."""
     total = HEADER_LEN + payload_len
     buf[ip] = 0x45
@@ -102,7 +102,7 @@ def write_header(buf, ip, src, dst_hi, dst_lo, proto, payload_len, ident):
     buf[ip + 5] = ident & 0xFF
     buf[ip + 6] = _FLAG_DF
     buf[ip + 7] = 0
-    buf[ip + 8] = _TTL
+    buf[ip + 8] = ttl
     buf[ip + 9] = proto
     buf[ip + 10] = 0
     buf[ip + 11] = 0

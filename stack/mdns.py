@@ -53,6 +53,7 @@ _TYPE_ANY = const(255)
 _CLASS_IN = const(1)
 _CLASS_ANY = const(255)
 _TOP_BIT = const(0x8000)  # QU bit in a question's class, cache-flush bit in a record's
+_IP_TTL = const(255)  # every mDNS response, unicast too (RFC 6762 11): on-link only
 _FLAGS_QR = const(0x80)  # in the first flags byte
 _FLAGS_OPCODE = const(0x78)
 _FLAGS_RESPONSE = const(0x8400)  # QR, AA (RFC 6762 18.4)
@@ -380,7 +381,7 @@ class Responder:
         if now is not None:
             self.mcast_at = now
         self.net.stats.mdnsOutResponses += 1
-        udp.send(PORT, dst_hi, dst_lo, dport, o)
+        udp.send(PORT, dst_hi, dst_lo, dport, o, _IP_TTL)
 
     def send_legacy(self, dst_hi, dst_lo, dport, ident, qtype):
         """A legacy unicast reply (RFC 6762 6.7): ID and question echoed, TTL 10 s."""
@@ -394,7 +395,7 @@ class Responder:
         p[o + 3] = _CLASS_IN
         o = self._record(p, o + 4, _HEADER_LEN, False, LEGACY_TTL_S)
         self.net.stats.mdnsOutResponses += 1
-        udp.send(PORT, dst_hi, dst_lo, dport, o)
+        udp.send(PORT, dst_hi, dst_lo, dport, o, _IP_TTL)
 
 
 def start(net):

@@ -181,8 +181,11 @@ class UDP:
 
     # ---- output -------------------------------------------------------------------------
 
-    def send(self, sport, dst_hi, dst_lo, dport, n):
-        """Send payload[:n] from our address (0.0.0.0 while we have none) to dst:dport."""
+    def send(self, sport, dst_hi, dst_lo, dport, n, ttl=64):
+        """Send payload[:n] from our address (0.0.0.0 while we have none) to dst:dport.
+
+        ttl: the IP TTL; mDNS sends 255 (RFC 6762 11), so receivers can tell it is on-link.
+        """
         st = self.stack
         buf = st.txbuf
         ip = st.ip_off
@@ -196,7 +199,7 @@ class UDP:
         buf[u + 5] = ulen & 0xFF
         buf[u + 6] = buf[u + 7] = 0
         st.ident = (st.ident + 1) & 0xFFFF
-        ipv4.write_header(buf, ip, st.ip, dst_hi, dst_lo, ipv4.PROTO_UDP, ulen, st.ident)
+        ipv4.write_header(buf, ip, st.ip, dst_hi, dst_lo, ipv4.PROTO_UDP, ulen, st.ident, ttl)
         c = 0xFFFF ^ port.fold_checksum(port.checksum(
             buf, u, u + ulen, ipv4.pseudo_sum(buf, ip, ipv4.PROTO_UDP, ulen)))
         if not c:
