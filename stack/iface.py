@@ -91,6 +91,11 @@ class Stack:
         self.mcast_macs = []  # ... and their Ethernet MACs
         self.watch_hi = self.watch_lo = 0  # arp_watch(): an address probed (RFC 5227)
         self.arp_conflict = False
+        # The NIC's state (nic.py): active() (None: never said; up if it has an address),
+        # whether active(True) ran, and the DHCP client once one is made.
+        self.nic_up = None
+        self.nic_started = False
+        self.dhcp = None
         self.clock = clock if clock is not None else port.ticks_ms
         self.cfg = Config(msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                           fin_timeout_ms, syn_retries, retries, keepalive_ms,
