@@ -35,3 +35,26 @@ def test_bench_tiny_writes_every_field(tmp_path):
         if row["reference"] is not None:
             assert row["ratio"] > 0
     assert "| measurement | median |" in proc.stdout
+    res = doc["results"]
+
+    # Issue 11: allocation of the LAN services (mem_lan.py) on wasm32, and on unix to compare.
+    def alloc(key):
+        v = res[key]["median"]
+        assert isinstance(v, int) and 0 <= v < 8192, (key, v)
+        return v
+
+    for suffix in ("", "_unix64"):
+        net = alloc("alloc_bytes_per_dns_lookup_network" + suffix)
+        cached = alloc("alloc_bytes_per_dns_lookup_cached" + suffix)
+        assert cached < net, (cached, net)  # a cache hit sends and receives nothing
+        assert alloc("alloc_bytes_per_dhcp_renewal" + suffix) > 0
+        assert alloc("alloc_bytes_per_idle_poll_dhcp_mdns" + suffix) < 16  # about nothing
+        assert alloc("alloc_bytes_per_mdns_answer" + suffix) > 0
+
+    # Flash: core, LAN services, optional modules and link drivers are counted once each.
+    def mpy(key):
+        return res["mpy_bytes_%s_armv6m" % key]["median"]
+
+    lan = [mpy(m) for m in ("udpsock", "nic", "dhcp", "dns", "mdns")]
+    assert all(v > 0 for v in lan) and mpy("lan") == sum(lan)
+    assert mpy("core") + mpy("lan") + mpy("optional") < mpy("all")  # the rest: link drivers

@@ -378,6 +378,25 @@ def measure_memory(results):
         results[k] = summary([int(v)])
 
 
+def measure_lan_memory(results):
+    """Bytes allocated per DNS lookup, DHCP renewal, idle poll and mDNS answer: wasm32 (the
+    figures of the table) and MicroPython unix (64-bit, in the JSON for comparison)."""
+    import mp
+
+    progress("allocation per DNS lookup, DHCP renewal, mDNS answer (WebAssembly, unix)")
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([".frozen", ROOT,
+                                                       os.path.join(ROOT, "host_tests")]))
+    for cmd, suffix, e in (([mp.node_cmd(), str(mp.WASM_RUN)], "", None),
+                           ([mp.micropython_cmd()], "_unix64", env)):
+        proc = subprocess.run(cmd + ["host_tests/mem_lan.py"], cwd=ROOT, env=e,
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode:
+            raise RuntimeError(proc.stdout + proc.stderr)
+        for line in proc.stdout.splitlines():
+            k, _, v = line.partition(" ")
+            results[k + suffix] = summary([int(v)])
+
+
 def measure_cpu_stack_only(results):
     """The stack's own CPU per segment on MicroPython unix, in memory (no host link)."""
     import mp
@@ -403,6 +422,9 @@ def measure_cpu_stack_only(results):
 CORE = ("__init__.py", "port.py", "_checksum_viper.py", "config.py", "seq.py", "ringbuf.py",
         "assembler.py", "timewait.py", "stats.py", "ipv4.py", "tcpseg.py", "tcp.py",
         "ether.py", "arp.py", "icmp.py", "iface.py", "sock.py", "udp.py")
+# The LAN services (issue 11), imported only when used: counted on their own row, not in
+# "optional".
+LAN = ("udpsock.py", "nic.py", "dhcp.py", "dns.py", "mdns.py")
 
 
 def measure_flash(results):
@@ -411,7 +433,7 @@ def measure_flash(results):
     progress("flash: .mpy sizes for armv6m")
     import tempfile
 
-    total = core = extra = 0
+    total = core = extra = lan = 0
     with tempfile.TemporaryDirectory() as tmp:
         for dirpath, _, files in os.walk(os.path.join(ROOT, "stack")):
             for f in sorted(files):
@@ -426,9 +448,13 @@ def measure_flash(results):
                 total += size
                 if rel in CORE:
                     core += size
+                elif rel in LAN:
+                    lan += size
+                    results["mpy_bytes_%s_armv6m" % rel[:-3]] = summary([size])
                 elif not rel.startswith("link/"):
                     extra += size
     results["mpy_bytes_core_armv6m"] = summary([core])
+    results["mpy_bytes_lan_armv6m"] = summary([lan])
     results["mpy_bytes_optional_armv6m"] = summary([extra])
     results["mpy_bytes_all_armv6m"] = summary([total])
 
@@ -490,8 +516,18 @@ ROWS = (
      lambda v: v <= 512),
     ("RAM per TIME-WAIT record (wasm32)", "time_wait_bytes_per_slot", None, "B", "<= 64",
      lambda v: v <= 64),
+    ("alloc per DNS lookup (network), wasm32", "alloc_bytes_per_dns_lookup_network", None,
+     "B", "", None),
+    ("alloc per DNS lookup (cache hit), wasm32", "alloc_bytes_per_dns_lookup_cached", None,
+     "B", "", None),
+    ("alloc per DHCP renewal, wasm32", "alloc_bytes_per_dhcp_renewal", None, "B", "", None),
+    ("alloc per idle poll with DHCP+mDNS, wasm32", "alloc_bytes_per_idle_poll_dhcp_mdns", None,
+     "B", "", None),
+    ("alloc per mDNS answer, wasm32", "alloc_bytes_per_mdns_answer", None, "B", "", None),
     ("flash: core (protocols + socket API), armv6m", "mpy_bytes_core_armv6m", None, "B",
      "<= 40960", lambda v: v <= 40960),
+    ("flash: LAN services (DHCP, DNS, mDNS, NIC, UDP sockets), armv6m", "mpy_bytes_lan_armv6m",
+     None, "B", "", None),
     ("flash: optional modules (asyncio, services, trace, debug)", "mpy_bytes_optional_armv6m",
      None, "B", "", None),
     ("flash: all of stack/ with link drivers, armv6m", "mpy_bytes_all_armv6m", None, "B", "",
@@ -542,6 +578,7 @@ def main(argv):
     progress("mode %s: %r" % (mode_name, mode))
     measure_flash(results)
     measure_memory(results)
+    measure_lan_memory(results)
     measure_cpu_stack_only(results)
     measure_reference("tun", mode, results)
     measure_stack("tun-cpython", mode, results)
