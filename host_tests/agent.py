@@ -446,11 +446,18 @@ class Agent:
                 served += 1
         return "ok %d" % served
 
-    def cmd_udp_echo(self, p, count, timeout_ms="20000"):
-        """Echo `count` datagrams arriving on UDP port p to their senders; answer how many."""
+    def cmd_udp_bind(self, p):
+        """A UDP socket on port p (answered once bound, so a test's first datagram finds it)."""
         u = self.net.socket(2, 2)  # AF_INET, SOCK_DGRAM
         u.setblocking(False)
         u.bind(("0.0.0.0", int(p)))
+        self.udp = u
+        return "ok"
+
+    def cmd_udp_echo(self, count, timeout_ms="20000"):
+        """Echo `count` datagrams arriving on the udp_bind socket to their senders, then
+        close it; answer how many went back."""
+        u = self.udp
         done = [0]
 
         def step():

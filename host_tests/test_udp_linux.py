@@ -28,7 +28,8 @@ def _udp(setup):
 
 def test_udp_echo_up_to_1472_bytes(setup):
     n = 2 * len(SIZES)
-    setup.agent.proc.stdin.write("udp_echo 7 %d\n" % n)
+    setup.agent.cmd("udp_bind 7")
+    setup.agent.proc.stdin.write("udp_echo %d\n" % n)
     setup.agent.proc.stdin.flush()
     u = _udp(setup)
     for rnd in range(2):
@@ -45,7 +46,8 @@ def test_udp_echo_up_to_1472_bytes(setup):
 
 def test_udp_echo_to_socat(setup):
     netns.require_tool("socat")
-    setup.agent.proc.stdin.write("udp_echo 9 1\n")
+    setup.agent.cmd("udp_bind 9")
+    setup.agent.proc.stdin.write("udp_echo 1\n")
     setup.agent.proc.stdin.flush()
     out = netns.run_in(setup.linux, ["socat", "-T", "3", "-", "UDP:%s:9" % OUR_IP],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
