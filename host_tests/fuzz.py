@@ -1722,11 +1722,7 @@ LAN_NAMES = ("www.example.com", "a.b", "printer.lan", "x" * 63 + ".com", "Exampl
 # old source address, and the entry's ARP retries go from 0.0.0.0 or the new address. A
 # deadline a service sets during poll()'s pass over the services (mDNS's announcement when
 # DHCP binds, the client polled after the responder) is left out of what poll() returns.
-LAN_KNOWN = ("ARP reply from 0.0.0.0", "UDP from 0.0.0.0 that is not DHCP",
-             "frame queued for ARP sent from a dropped address",
-             "ARP retry from 0.0.0.0 after the address was dropped",
-             "mDNS announcement set during poll() missed by its return",
-             "RENEWING for ever after renew() of an infinite lease")
+LAN_KNOWN = ()  # failure kinds of stack bugs reported and not fixed yet: none now
 DHCP_STATE_NAMES = ("STOPPED", "INIT", "SELECTING", "REQUESTING", "PROBING", "BOUND",
                     "RENEWING", "REBINDING")
 # What the make-test LAN seeds must reach between them (test_fuzz.py): DHCP states (as
@@ -2091,11 +2087,10 @@ class LanScenario:
             if spa == _ZERO4:
                 c = getattr(self.net, "dhcp", None)
                 if f[21] == 2:
-                    self.known("ARP reply from 0.0.0.0", repr(f))
-                elif tpa in self.asked or not self.net.has_address():
-                    self.known("ARP retry from 0.0.0.0 after the address was dropped",
-                               repr(f))
-                elif c is None or tpa != bytes(c.yiaddr):
+                    fail("ARP reply from 0.0.0.0", repr(f))
+                elif c is None or tpa != bytes(c.yiaddr) or self.net.has_address():
+                    # Only DHCP's RFC 5227 probe of the offer, while we have no address;
+                    # never an ARP retry of a frame queued before the address went.
                     fail("ARP from 0.0.0.0 that is not a probe of the offered address",
                          repr(f))
             elif spa not in self.held:

@@ -656,3 +656,35 @@ def test_nic_dhcp4_true_while_bound_renews():
     assert m.type == dhcp.REQUEST and m.ciaddr == OFFER_IP and m.ip_dst == SERVER_IP
     lan.send(udp_frame(payload(m.xid, dhcp.ACK), dst_ip=OFFER_IP, dst_mac=OUR_MAC))
     assert lan.client.state == dhcp.BOUND and net.stats.dhcpRenewals == 1
+
+
+def test_renew_of_an_infinite_lease_unanswered_stays_bound():
+    # Found by the LAN fuzzer: RENEWING for ever, no deadline.
+    lan = Lan()
+    bound(lan, lease=0xFFFFFFFF)
+    lan.client.renew()
+    lan.run(120000)  # the REQUEST unanswered
+    assert lan.client.state == dhcp.BOUND and lan.client.at is None
+    assert lan.net.has_address()
+
+
+def test_poll_returns_a_deadline_set_when_dhcp_binds_in_the_same_poll():
+    # Found by the LAN fuzzer: with the responder before the client in net.services, the
+    # announcement due at once after the bind was missing from what poll() returned.
+    from stack import mdns
+
+    lan = Lan(start=False)
+    mdns.start(lan.net)
+    lan.client.start()
+    r = offered(lan)
+    lan.send(udp_frame(payload(r.xid, dhcp.ACK, lease=3600)))
+    left = None
+    for _ in range(50):
+        left = lan.net.poll()
+        lan.frames()
+        if lan.client.state != dhcp.PROBING:
+            break
+        lan.advance(left)
+    assert lan.client.state == dhcp.BOUND
+    due = port.ticks_diff(lan.net.mdns.announce_at, lan.now)
+    assert left is not None and left <= due, (left, due)

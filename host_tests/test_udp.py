@@ -219,3 +219,58 @@ class TestNoAddress:
         assert parse_udp(bytes(buf[:n]))[:2] == (b"\x00\x00\x00\x00", BCAST)
         net.set_address(b"\x0a\x00\x00\x07", 24, b"\x0a\x00\x00\x01")
         assert net.has_address() and net.ip == b"\x0a\x00\x00\x07"
+
+
+class TestAddressChanges:
+    # Found by the LAN fuzzer: with no address the stack answered "who has 0.0.0.0?" and
+    # sent UDP from 0.0.0.0; frames waiting for ARP left later from an address given up.
+    def setup(self):
+        from stack import Stack
+        from stack.link.pipe import pipe
+
+        self.mac = b"\x02\x00\x00\x00\x00\x02"
+        self.peer, end = pipe(mtu=1500, depth=64, macs=(b"\x02\x00\x00\x00\x00\x01",
+                                                        self.mac))
+        self.now = [0]
+        self.net = Stack(end, ip=None, clock=lambda: self.now[0])
+        self.buf = bytearray(1600)
+
+    def frames(self):
+        out = []
+        while True:
+            n = self.peer.recv_into(self.buf)
+            if not n:
+                return out
+            out.append(bytes(self.buf[:n]))
+
+    def test_no_address_no_arp_reply_for_zero_and_no_udp(self):
+        arp = (b"\xff" * 6 + b"\x02\x00\x00\x00\x00\x07\x08\x06\x00\x01\x08\x00\x06\x04\x00\x01"
+               + b"\x02\x00\x00\x00\x00\x07" + b"\x0a\x00\x00\x03" + bytes(6) + bytes(4))
+        self.peer.send(arp)
+        self.net.poll()
+        assert not self.frames()
+        u = self.net.socket(AF_INET, SOCK_DGRAM)
+        assert errno_of(u.sendto, b"x", ("255.255.255.255", 9)) == port.ENETUNREACH
+        s = self.net.socket()
+        s.setblocking(False)
+        assert errno_of(s.connect, ("10.0.0.3", 80)) == port.ENETUNREACH
+        assert not self.frames()
+
+    def test_frames_waiting_for_arp_do_not_outlive_the_address(self):
+        self.net.set_address(b"\x0a\x00\x00\x02", 24)
+        self.frames()
+        u = self.net.socket(AF_INET, SOCK_DGRAM)
+        u.sendto(b"hi", ("10.0.0.3", 9999))  # queued: who has 10.0.0.3?
+        assert len(self.frames()) == 1
+        self.net.clear_address()
+        self.net.set_address(b"\x0a\x00\x00\x09", 24)
+        self.frames()
+        self.now[0] += 5000  # ARP retries would come now
+        self.net.poll()
+        assert not self.frames()
+        reply = (self.mac + b"\x02\x00\x00\x00\x00\x03\x08\x06\x00\x01\x08\x00\x06\x04\x00\x02"
+                 + b"\x02\x00\x00\x00\x00\x03" + b"\x0a\x00\x00\x03" + self.mac
+                 + b"\x0a\x00\x00\x09")
+        self.peer.send(reply)
+        self.net.poll()
+        assert not self.frames()  # nothing queued under 10.0.0.2 leaves now

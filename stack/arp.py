@@ -90,6 +90,13 @@ class ARPCache:
         self.keep_hi = -1
         self.keep_lo = -1
 
+    def clear(self):
+        """Forget every entry and queued frame (our address changed)."""
+        for i in range(len(self.state)):
+            self.state[i] = _FREE
+        for q in range(len(self.qlen)):
+            self.qlen[q] = 0
+
     def find(self, hi, lo):
         for i in range(len(self.state)):
             if self.state[i] != _FREE and self.ip_hi[i] == hi and self.ip_lo[i] == lo:

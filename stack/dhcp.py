@@ -232,6 +232,8 @@ class Client:
     def _lease_timer(self, now):
         net = self.net
         if self.lease_s == _INFINITE:
+            if self.state != BOUND:
+                self._set_state(BOUND)  # renew() unanswered: the lease still holds for ever
             self.at = None
             return
         # Move `since` up to now in whole seconds: elapsed_s stays exact, since stays fresh.

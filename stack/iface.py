@@ -96,6 +96,7 @@ class Stack:
         self.nic_up = None
         self.nic_started = False
         self.dhcp = None
+        self.addr_gen = 0  # bumped by every address change (poll() re-asks its services)
         self.clock = clock if clock is not None else port.ticks_ms
         self.cfg = Config(msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                           fin_timeout_ms, syn_retries, retries, keepalive_ms,
@@ -227,8 +228,11 @@ class Stack:
         if self.gateway:
             self.gw_hi, self.gw_lo = ipv4.halves_of(self.gateway)
         if self.arp is not None:
+            # Frames waiting for ARP carry the old source address: forget them all.
+            self.arp.clear()
             self.arp.keep_hi, self.arp.keep_lo = (self.gw_hi, self.gw_lo) if gw4 else (-1, -1)
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
+        self.addr_gen += 1
         for fn in self.address_listeners:
             fn()
 
@@ -242,8 +246,10 @@ class Stack:
         self.ip_hi = self.ip_lo = 0
         self.gateway = None
         if self.arp is not None:
+            self.arp.clear()  # nothing may leave with the old address, nor ARP from 0.0.0.0
             self.arp.keep_hi = self.arp.keep_lo = -1
         self.tw.clear()
+        self.addr_gen += 1
         for fn in self.address_listeners:
             fn()
 
@@ -308,10 +314,19 @@ class Stack:
         if self.after_input is not None:
             self.after_input()
         best = None
-        for svc in self.services:
-            left = svc.poll(now)
-            if left is not None and (best is None or left < best):
-                best = left if left > 0 else 0
+        for _ in range(3):
+            # A service may change the address (DHCP binds): the others are asked again,
+            # so a deadline that change set (mDNS announcing) is in what poll() returns.
+            gen = self.addr_gen
+            best = None
+            i = 0
+            while i < len(self.services):  # by index: a service may add or remove one
+                left = self.services[i].poll(now)
+                if left is not None and (best is None or left < best):
+                    best = left if left > 0 else 0
+                i += 1
+            if gen == self.addr_gen:
+                break
         for tcb in self.tcbs:
             if tcb.v[IN_USE]:
                 tcb.on_timer(now)
@@ -503,7 +518,9 @@ class Stack:
             return
         shi = (buf[a + 14] << 8) | buf[a + 15]
         slo = (buf[a + 16] << 8) | buf[a + 17]
-        to_us = ((buf[a + 24] << 8) | buf[a + 25]) == self.ip_hi and (
+        # For us: our address (while we have one: nobody may learn 0.0.0.0 is at our MAC).
+        to_us = bool(self.ip_hi or self.ip_lo) and (
+            (buf[a + 24] << 8) | buf[a + 25]) == self.ip_hi and (
             (buf[a + 26] << 8) | buf[a + 27]) == self.ip_lo
         ask = op == arp.OP_REQUEST and to_us
         if shi or slo:
@@ -871,6 +888,10 @@ class Stack:
         ARP resources our own traffic needs, nor mark its next hop as in use (arp.py).
         """
         self.stats.ipOutRequests += 1
+        if not (self.ip_hi or self.ip_lo) and not (dst_hi == 0xFFFF and dst_lo == 0xFFFF):
+            # No address: only DHCP's broadcasts may leave (from 0.0.0.0, RFC 2131 4.1).
+            self.stats.ipOutNoRoutes += 1
+            return
         if not self.mac:
             if self.capture is not None:
                 self.capture(1, self.txbuf, total)

@@ -64,6 +64,7 @@ EOPNOTSUPP = _errno_or("EOPNOTSUPP", 95)
 EHOSTUNREACH = _errno_or("EHOSTUNREACH", 113)
 EMSGSIZE = _errno_or("EMSGSIZE", 90)
 EAFNOSUPPORT = _errno_or("EAFNOSUPPORT", 97)
+ENETUNREACH = _errno_or("ENETUNREACH", 101)
 
 
 # Random numbers: ISN secrets, ephemeral ports. os.urandom where it exists (CPython, unix

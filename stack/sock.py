@@ -287,6 +287,8 @@ class Socket:
                 raise _err(port.EISCONN)
             if not isinstance(p, int) or not 0 < p <= 65535:
                 raise ValueError("port must be 1..65535, got %r" % (p,))
+            if not st.has_address():
+                raise _err(port.ENETUNREACH)  # no address yet (DHCP still asking)
             rhi, rlo = ipv4.halves_of(ipv4.aton(ip))
             lport = self._lport
             if not lport:

@@ -101,6 +101,8 @@ class UDPSocket:
 
     def _send(self, data, hi, lo, p):
         self._bound()
+        if not self._stack.has_address():
+            raise OSError(port.ENETUNREACH)  # no address yet (DHCP still asking)
         udp = self._stack.udp
         n = len(data)
         if n > len(udp.payload):
