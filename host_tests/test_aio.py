@@ -20,7 +20,7 @@ try:
 except ImportError:  # the WebAssembly port: no fd links there
     _socket = None
 
-from stack import Stack, aio, port
+from stack import Stack, aio, port, services
 from stack.link.pipe import pipe
 
 _TIMEOUT_S = 30
@@ -102,8 +102,8 @@ class _FdLink:
         self.tx.close()
 
 
-def _nets(links="wake"):
-    """Client stack 10.0.0.1 and server stack 10.0.0.2, joined in memory."""
+def _nets(links="wake", **server_kw):
+    """Client stack 10.0.0.1 and server stack 10.0.0.2 (Stack(**server_kw)), in memory."""
     a, b = pipe(mtu=1500, depth=128)
     if links == "wake":
         a, b = _Waking(a), _Waking(b)
@@ -111,7 +111,7 @@ def _nets(links="wake"):
         a, b = _FdLink(a, _doorbell()), _FdLink(b, _doorbell())
         a.peer, b.peer = b, a
     client = Stack(a, ip="10.0.0.1")
-    server = Stack(b, ip="10.0.0.2")
+    server = Stack(b, ip="10.0.0.2", **server_kw)
     if links == "wake":
         a.peer_net, b.peer_net = server, client
     return client, server
@@ -187,7 +187,7 @@ async def _echo(reader, writer):
         data = await reader.read(1024)
         if not data:
             break
-        writer.write(data)  # fits: after drain() the writer has all of write_buf free
+        writer.write(data)
         await writer.drain()
     writer.close()
     await writer.wait_closed()
@@ -431,24 +431,116 @@ def test_plain_close_with_unread_request_resets():
     assert st.tcpRstsUnreadData + st.tcpRstsDataAfterClose >= 1
 
 
-def test_writer_buffer_is_bounded():
+async def _sink(got):
+    async def handle(reader, writer):
+        got.append(await reader.read())  # to EOF
+        writer.close()
+        await writer.wait_closed()
+
+    return handle
+
+
+def test_big_writes_are_accepted_whole():
+    # 16 KiB and 64 KiB writes into a 4 KiB send ring: accepted, queued, drained, delivered.
     client, server = _nets()
+    got = []
 
     async def main():
-        async with await aio.start_server(server, _echo, "0.0.0.0", 7):
-            r, w = await aio.open_connection(client, "10.0.0.2", 7, write_buf=1000)
-            with expect_raises(OSError) as e:
-                w.write(b"z" * 5097)  # 4096 fit in the send ring, 1000 here: one too many
-            assert e.exception.args[0] == port.ENOBUFS
-            w.write(b"z" * 5096)  # fits: the failed write took nothing
-            with expect_raises(OSError):
-                w.write(b"z")  # now both are full
-            await w.drain()
-            assert await r.readexactly(5096) == b"z" * 5096
+        async with await aio.start_server(server, await _sink(got), "0.0.0.0", 9):
+            r, w = await aio.open_connection(client, "10.0.0.2", 9)
+            sent = []
+            for n in (16 * 1024, 64 * 1024):
+                data = port.urandom(n)
+                before = w.get_write_buffer_size()
+                w.write(data)  # no ENOBUFS: what the ring cannot take waits queued
+                assert w.get_write_buffer_size() >= before + n - 4096
+                await w.drain()  # had to wait: 12 or 60 KiB were over the high-water mark
+                assert w.get_write_buffer_size() <= aio.WRITE_BUF
+                sent.append(data)
+            w.write_eof()  # FIN once the queue is in the ring
+            await _until(lambda: got, "the server read to EOF")
+            assert _first_difference(got[0], b"".join(sent)) == -1
             w.close()
+            await w.wait_closed()
         await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
 
     _run(main, client, server)
+    assert client.stats.tcpOutRsts == 0 and server.stats.tcpOutRsts == 0
+
+
+def test_drain_waits_down_to_write_buf():
+    client, server = _nets()
+    got = []
+
+    async def main():
+        async with await aio.start_server(server, await _sink(got), "0.0.0.0", 9):
+            r, w = await aio.open_connection(client, "10.0.0.2", 9, write_buf=1000)
+            data = bytearray(port.urandom(5000))
+            w.write(data)  # 4096 into the ring; a copy of the other 904 queued
+            data[4500] ^= 0xFF  # the caller may reuse its buffer at once
+            assert w.get_write_buffer_size() == 904
+            await w.drain()  # under the high-water mark already: returns at once
+            assert w.get_write_buffer_size() == 904
+            w.write(b"y" * 3000)  # queued behind: nothing overtakes
+            assert w.get_write_buffer_size() == 3904
+            await w.drain()
+            assert w.get_write_buffer_size() <= 1000
+            await w.awrite(b"z" * 7000)  # returns once all of it is in the ring
+            assert w.get_write_buffer_size() == 0
+            w.close()  # FIN after everything
+            await w.wait_closed()
+            await _until(lambda: got, "the server read to EOF")
+            data[4500] ^= 0xFF
+            expected = bytes(data) + b"y" * 3000 + b"z" * 7000
+            assert _first_difference(got[0], expected) == -1
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+
+
+def test_echo_service_with_16k_reads_does_not_reset():
+    # A host-sized receive ring (32 KiB) feeding a 4 KiB send ring: each 16 KiB read is
+    # written back whole. Before writes were queued, this write raised ENOBUFS and the
+    # handler closed with unread data: a reset.
+    client, server = _nets(tcbs=2, rx_buf=32 * 1024, tx_buf=4096)
+    size = 256 * 1024
+    chunk = services._CHUNK
+
+    async def main():
+        echo = services.echo(server)
+        async with await aio.start_server(server, echo, "0.0.0.0", 7):
+            r, w = await aio.open_connection(client, "10.0.0.2", 7)
+            data = port.urandom(size)
+            got = bytearray(size)
+
+            async def send():
+                mv = memoryview(data)
+                for i in range(0, size, 64 * 1024):
+                    w.write(mv[i:i + 64 * 1024])
+                    await w.drain()
+                w.write_eof()
+
+            async def receive():
+                mv = memoryview(got)
+                n = 0
+                while n < size:
+                    k = await r.readinto(mv[n:])
+                    assert k, "EOF after %d of %d bytes" % (n, size)
+                    n += k
+                assert await r.read(100) == b""
+
+            await asyncio.gather(send(), receive())
+            assert _first_difference(got, data) == -1
+            w.close()
+            await w.wait_closed()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    services._CHUNK = 16 * 1024  # the service's read size (a module constant)
+    try:
+        _run(main, client, server)
+    finally:
+        services._CHUNK = chunk
+    assert client.stats.tcpOutRsts == 0 and server.stats.tcpOutRsts == 0
 
 
 def test_close_sends_buffered_output_first():
@@ -462,7 +554,7 @@ def test_close_sends_buffered_output_first():
     async def main():
         async with await aio.start_server(server, sink, "0.0.0.0", 80):
             r, w = await aio.open_connection(client, "10.0.0.2", 80)
-            w.write(b"q" * 8000)  # 4096 in the send ring, the rest in the writer
+            w.write(b"q" * 8000)  # 4096 in the send ring, the rest queued in the writer
             assert w.get_extra_info("socket").state == "ESTABLISHED"
             w.close()  # FIN only once the driver has moved the rest into the ring
             await w.wait_closed()

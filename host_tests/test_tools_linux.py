@@ -64,6 +64,35 @@ def test_socat_echo_with_half_close(kind):
         s.close()
 
 
+@pytest.mark.parametrize("rings", [[], ["--rx", "4096", "--tx", "8192"]])
+def test_socat_bulk_echo_with_ring_sizes(rings):
+    """1 MB through the echo service with host.py's 32 KiB rings, and with --rx/--tx."""
+    s = Setup("packet-cpython", agent_args=["--service", "echo"] + rings, program="host")
+    try:
+        data = os.urandom(500_000).hex().encode()
+        out = subprocess.run(["ip", "netns", "exec", s.linux.name, "socat", "-t", "5", "-",
+                              "TCP:%s:7" % OUR_IP], input=data, capture_output=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == data
+    finally:
+        s.close()
+
+
+def test_host_ring_options():
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+    import host
+
+    _, opts = host.parse(["packet:x", "10.0.0.2/24"])
+    assert opts["--rx"] == opts["--tx"] == 32 * 1024
+    _, opts = host.parse(["packet:x", "10.0.0.2/24", "--rx", "4096", "--tx", "8192"])
+    assert (opts["--rx"], opts["--tx"]) == (4096, 8192)
+    with pytest.raises(ValueError):
+        host.parse(["packet:x", "10.0.0.2/24", "--rx", "0"])
+
+
 def test_socat_chargen_and_discard(kind):
     s = _host(kind, "chargen")
     try:

@@ -31,7 +31,6 @@ import asyncio
 from micropython import const
 
 from . import port as _port
-from .ringbuf import RingBuffer
 from .sock import POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_WR
 from .tcp import (CLOSE_WAIT, ENDED, ESTABLISHED, FIN_SEQ, IN_USE, RX_COUNT, STATE,
                   SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
@@ -39,12 +38,12 @@ from .tcp import (CLOSE_WAIT, ENDED, ESTABLISHED, FIN_SEQ, IN_USE, RX_COUNT, STA
 BUSY_MS = const(5)  # longest sleep without a wake-up source while traffic is going on
 IDLE_MS = const(50)  # longest sleep without a wake-up source when all is quiet
 _ACTIVE_MS = const(1000)  # "going on": a frame or an application call this recently
-WRITE_BUF = const(4096)  # default bytes a writer holds beyond the socket's send ring
+WRITE_BUF = const(4096)  # default high-water mark: drain() returns once at most this waits
 LIMIT = const(2048)  # default longest line readline() accepts (asyncio's `limit`)
 _ZERO_RUN = const(64)  # poll() saying "again now" this often in a row: sleep 1 ms anyway
 _LONG_MS = const(60_000)  # MicroPython's driver with nothing due: sleep this, or until kicked
 
-_EOF = const(1)  # deferred write_eof(): shut down once the writer's buffer is in the ring
+_EOF = const(1)  # deferred write_eof(): shut down once the writer's chunks are in the ring
 _CLOSE = const(2)  # deferred close()
 
 _READY_RD = POLLIN | POLLHUP  # recv() will not say EAGAIN
@@ -105,7 +104,7 @@ class _Readable:
 class _Driver:
     def __init__(self, net):
         self.net = net
-        self.active = []  # _Conns with a waiter, buffered output or a deferred close
+        self.active = []  # _Conns with a waiter, queued output or a deferred close
         self.wake_ev = asyncio.Event()
         self.running = True
         self.error = None  # what killed the driver, raised to waiters
@@ -258,7 +257,7 @@ class _Driver:
         return False
 
     def _service(self):
-        """After poll(): move buffered output, finish deferred closes, wake ready waiters."""
+        """After poll(): move queued output, finish deferred closes, wake ready waiters."""
         moved = False
         active = self.active
         i = len(active)
@@ -340,32 +339,49 @@ def wake(net):
 
 
 class _Conn:
-    """A socket as reader, writer and driver share it: waiters, buffered output, closing."""
+    """A socket as reader, writer and driver share it: waiters, queued output, closing.
+
+    Output the send ring cannot take yet waits as a list of chunks: memoryviews of the
+    caller's bytes objects (never copied) or copies of mutable buffers. `queued` counts them;
+    `head` is how much of chunks[0] is in the ring already.
+    """
 
     def __init__(self, net, sock, write_buf):
         self.net = net
         self.sock = sock
-        self.write_buf = write_buf
-        self.pend = None  # RingBuffer(write_buf), made on the first write the ring refuses
+        self.write_buf = write_buf  # drain()'s high-water mark
+        self.chunks = []
+        self.head = 0
+        self.queued = 0
         self.rd_ev = asyncio.Event()
         self.wr_ev = asyncio.Event()
         self.closed_ev = asyncio.Event()
         self.rd_wait = False
         self.wr_wait = False
-        self.after = 0  # _EOF | _CLOSE, done by the driver once pend is in the ring
+        self.after = 0  # _EOF | _CLOSE, done by the driver once the chunks are in the ring
         self.closing = False
-        self.err = 0  # errno met while the driver moved pend into the ring
+        self.err = 0  # errno met while the driver moved chunks into the ring
         self.drv = None  # the driver that has us on its active list
 
     def driver(self):
         return _driver(self.net)  # started again if need be: needs a running loop
 
     def pending(self):
-        pend = self.pend
-        return pend.count if pend is not None else 0
+        return self.queued
 
     def needs_driver(self):
-        return self.rd_wait or self.wr_wait or self.after or self.pending()
+        return self.rd_wait or self.wr_wait or self.after or self.queued
+
+    def queue(self, mv):
+        """Keep mv (a memoryview that must not change) until the ring takes it."""
+        self.chunks.append(mv)
+        self.queued += len(mv)
+
+    def drop(self):
+        """Forget the queued output (reset, or close() after an error)."""
+        self.chunks = []
+        self.head = 0
+        self.queued = 0
 
     def avail(self):
         """Bytes waiting in the receive ring."""
@@ -403,27 +419,29 @@ class _Conn:
             raise drv.error
 
     def flush(self):
-        """Move buffered output into the send ring; True if any moved."""
-        pend = self.pend
+        """Move queued output into the send ring; True if any moved."""
+        chunks = self.chunks
         moved = False
-        while pend.count:
-            start = pend.head
-            n = pend.size - start  # contiguous part first; the rest after wrapping
-            if n > pend.count:
-                n = pend.count
+        while chunks:
+            mv = chunks[0]
+            head = self.head
             try:
-                k = self.sock.send(pend.mv[start:start + n])
+                k = self.sock.send(mv[head:] if head else mv)
             except OSError as e:
                 if e.args[0] != _port.EAGAIN:
                     self.err = e.args[0]  # reset or closed: this output will never go
-                    pend.clear()
+                    self.drop()
                 break
-            pend.consume(k)
+            if not k:
+                break
             moved = True
-            if k < n:
-                break
-        if not pend.count:
-            pend.clear()  # back to offset 0: the next overflow is one slice
+            self.queued -= k
+            head += k
+            if head < len(mv):
+                self.head = head
+                break  # the ring is full
+            chunks.pop(0)  # a short list: drain() keeps it to a few chunks
+            self.head = 0
         return moved
 
     def service(self):
@@ -437,7 +455,9 @@ class _Conn:
             flags = self.sock.poll_flags()
             if self.rd_wait and flags & _WAKE_RD:
                 self.rd_ev.set()
-            if self.wr_wait and (flags & _WAKE_WR or self.err):
+            # drain() may go on once the queue is down to the high-water mark.
+            if self.wr_wait and (flags & _WAKE_WR or self.err
+                                 or (moved and self.queued <= self.write_buf)):
                 self.wr_ev.set()
         return moved
 
@@ -574,10 +594,16 @@ class StreamReader:
 
 
 class StreamWriter:
-    """Writes to one connection. write() never blocks: what the send ring refuses waits in
-    a buffer of write_buf bytes that the driver empties as the peer acknowledges; a write
-    that would overflow it raises OSError(ENOBUFS) and takes nothing (await drain() first,
-    or use awrite())."""
+    """Writes to one connection, as asyncio's StreamWriter does.
+
+    write() never blocks and takes everything: what the send ring cannot take at once is
+    queued and flows out as the peer acknowledges. The queue holds references, not copies,
+    to bytes objects (a bytearray or other mutable buffer is copied, since the caller may
+    reuse it). Nothing bounds it but the caller: `await drain()` after writing returns once
+    at most write_buf bytes (the high-water mark, WRITE_BUF by default) wait beyond the
+    send ring, so a writer that drains after each write holds at most write_buf plus its
+    last write. get_write_buffer_size() says how many bytes wait now.
+    """
 
     def __init__(self, conn):
         self._c = conn
@@ -590,61 +616,64 @@ class StreamWriter:
             raise OSError(_port.EPIPE)  # after close() or write_eof()
         tcb = c.sock._tcb
         if tcb is not None and tcb.v[ENDED]:
-            raise OSError(tcb.v[ENDED])  # reset or timed out: say so, not ENOBUFS
+            raise OSError(tcb.v[ENDED])  # reset or timed out
 
-    def write(self, data):
+    def _write(self, data, copy):
         c = self._c
         self._check()
-        n = len(data)
+        mv = memoryview(data)
+        n = len(mv)
         if not n:
             return
-        queued = c.pending()
-        ring = 0 if queued else c.ring_room()  # nothing may overtake what is queued
-        if n > ring + c.write_buf - queued:
-            raise OSError(_port.ENOBUFS)
         sent = 0
-        if not queued:
+        if not c.queued:  # else nothing may overtake what is queued
             try:
-                sent = c.sock.send(data)  # raises ECONNRESET & co. having taken nothing
+                sent = c.sock.send(mv)  # raises ECONNRESET & co. having taken nothing
             except OSError as e:
                 if e.args[0] != _port.EAGAIN:
                     raise
         if sent < n:
-            if c.pend is None:
-                c.pend = RingBuffer(c.write_buf)
-            c.pend.write(memoryview(data)[sent:])
+            if copy and not isinstance(data, bytes):
+                mv = memoryview(bytes(mv[sent:]))  # the caller may change its buffer
+            elif sent:
+                mv = mv[sent:]
+            c.queue(mv)
             c.driver().enlist(c)
         wake(c.net)  # new data in flight: the driver re-arms its timers
+
+    def write(self, data):
+        """Send data (bytes-like): into the send ring now, the rest queued (never refused)."""
+        self._write(data, True)
 
     def writelines(self, lines):
         for data in lines:
             self.write(data)
 
-    async def drain(self):
-        """Wait until everything written is in the socket's send ring."""
+    def get_write_buffer_size(self):
+        """Bytes written but not yet in the socket's send ring."""
+        return self._c.queued
+
+    async def _drain(self, limit):
         c = self._c
         while True:
-            if c.pending():
+            if c.queued:
                 c.flush()
             if c.err:
                 raise OSError(c.err)
-            if not c.pending():
+            if c.queued <= limit:
                 return
             await c.wait(True)
 
+    async def drain(self):
+        """Wait until at most write_buf bytes wait beyond the send ring (asyncio's
+        high-water mark); raises the connection's error (ECONNRESET, ...) if it failed."""
+        await self._drain(self._c.write_buf)
+
     async def awrite(self, data):
-        """Write any amount, waiting for room as needed (MicroPython's Stream.awrite)."""
-        mv = memoryview(data)
-        while len(mv):
-            self._check()
-            room = self._c.write_buf - self._c.pending()
-            if not self._c.pending():
-                room += self._c.ring_room()
-            if room:
-                k = room if room < len(mv) else len(mv)
-                self.write(mv[:k])
-                mv = mv[k:]
-            await self.drain()
+        """Write data and wait until all of it is in the send ring (MicroPython's
+        Stream.awrite). Keeps a reference to data meanwhile: no copy, even of a bytearray."""
+        self._write(data, False)
+        await self._drain(0)
 
     def can_write_eof(self):
         return True
@@ -654,7 +683,7 @@ class StreamWriter:
         c = self._c
         self._check()
         c.after |= _EOF
-        if c.pending():
+        if c.queued:
             c.driver().enlist(c)
         else:
             c.finish()
@@ -667,10 +696,10 @@ class StreamWriter:
             return
         c.closing = True
         c.after |= _CLOSE
-        if c.pending() and not c.err:
+        if c.queued and not c.err:
             c.driver().enlist(c)
         else:
-            c.pend = None
+            c.drop()
             c.finish()  # also after the loop ended: needs no driver
         wake(c.net)
 
@@ -688,12 +717,12 @@ class StreamWriter:
         if c.closing:
             return
         try:
-            await self.drain()
+            await self._drain(0)  # everything into the ring: lingering_close() sends it
         except OSError:
             pass  # reset: nothing left to deliver; the socket is freed below
         c.closing = True
         c.after = 0
-        c.pend = None
+        c.drop()
         try:
             c.sock.lingering_close(timeout_ms)
         except OSError:
