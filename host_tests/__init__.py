@@ -24,4 +24,5 @@ MODULES = [
     "test_mdns",
     "test_dns",
     "test_dhcp",
+    "test_streams",
 ]

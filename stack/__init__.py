@@ -27,3 +27,14 @@ from .sock import (IPPROTO_TCP, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT
                    SHUT_WR, SO_ERROR, SO_KEEPALIVE, SOL_SOCKET, TCP_NODELAY, Socket)
 
 __version__ = "0.1.0"
+
+
+def install(net):
+    """Make stack.usocket, bound to net, the `socket` and `usocket` module; return it.
+
+    Libraries that `import socket` afterwards (requests, umqtt, asyncio's open_connection
+    and start_server, which import it on each call) then run over this stack.
+    """
+    from . import usocket
+
+    return usocket.install(net)

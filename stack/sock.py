@@ -5,6 +5,12 @@
 # raise OSError(EAGAIN) or OSError(EINPROGRESS). How a connection ended is always told
 # apart: recv() gives b"" after the peer's FIN, raises ECONNRESET after an RST and
 # ETIMEDOUT when retransmissions ran out.
+#
+# On MicroPython a socket is also a stream (DESIGN.md section 9): it derives from io.IOBase,
+# whose C stream protocol calls our readinto(), write() and ioctl(), so select.poll, ssl/tls,
+# asyncio's IOQueue and websocket take it. Python code gets MicroPython's stream semantics:
+# read(n)/readinto(buf) loop to n on a blocking socket and give None on a non-blocking one
+# with nothing waiting; write() writes everything. recv()/send() stay BSD single-shot.
 
 from micropython import const
 
@@ -21,18 +27,63 @@ SHUT_RDWR = const(2)
 SOL_SOCKET = const(1)  # Linux values, so code written for CPython's socket module reads well
 SO_KEEPALIVE = const(9)
 SO_ERROR = const(4)
+SO_REUSEADDR = const(2)
+SO_BROADCAST = const(6)
 IPPROTO_TCP = const(6)
 TCP_NODELAY = const(1)
+_SOF_REUSEADDR = const(4)  # lwIP's SO_REUSEADDR, as bare-metal MicroPython numbers it
 
 # Readiness bits, as select.poll's.
 POLLIN = const(0x001)
 POLLOUT = const(0x004)
 POLLERR = const(0x008)
 POLLHUP = const(0x010)
+POLLNVAL = const(0x020)
+
+# ioctl requests of MicroPython's stream protocol (py/stream.h).
+_MP_STREAM_FLUSH = const(1)
+_MP_STREAM_POLL = const(3)
+_MP_STREAM_CLOSE = const(4)
+
+# MicroPython's io.IOBase is a bare native type that hands its C stream calls to our
+# methods; CPython's is a whole file API (read, readline, close on __del__...): not that.
+try:
+    from io import IOBase as _Stream
+
+    if hasattr(_Stream, "readline"):  # pragma: no cover - CPython
+        _Stream = object
+except (ImportError, AttributeError):  # pragma: no cover
+    _Stream = object
 
 
 def _err(code):
     return OSError(code)
+
+
+def _bytes(data):
+    # write(str) is MicroPython stream behaviour (requests and umqtt write str).
+    return data.encode() if isinstance(data, str) else data
+
+
+def stream_ioctl(sock, req, arg):
+    """The stream protocol's ioctl for TCP and UDP sockets: an int, negative = -errno.
+
+    POLL answers the requested subset of the ready bits, plus POLLERR/POLLHUP always (as
+    lwIP does); it drives the stack first, so select.poll() alone makes progress. Any
+    other request (the unix port's GET_FILENO probe among them) gets -EINVAL: a result of
+    0 or more would be taken as a file descriptor and polled instead of us.
+    """
+    if req == _MP_STREAM_POLL:
+        if sock._closed:
+            return POLLNVAL
+        sock._stack.poll()
+        return sock.poll_flags() & (arg | POLLERR | POLLHUP)
+    if req == _MP_STREAM_CLOSE:
+        sock.close()
+        return 0
+    if req == _MP_STREAM_FLUSH:
+        return 0
+    return -port.EINVAL
 
 
 # Readiness tests as module functions taking the TCB: no closure over send()'s locals (a
@@ -49,7 +100,7 @@ def _recv_ready(tcb):
     return v[RX_COUNT] or v[RX_FIN] or v[RD_SHUT] or v[ENDED] or v[STATE] == CLOSED
 
 
-class Socket:
+class Socket(_Stream):
     def __init__(self, stack):
         self._stack = stack
         self._tcb = None
@@ -87,7 +138,9 @@ class Socket:
             self._timeout_ms = int(seconds * 1000)
 
     def setsockopt(self, level, opt, value):
-        if level == IPPROTO_TCP and opt == TCP_NODELAY:
+        if level == SOL_SOCKET and (opt == SO_REUSEADDR or opt == _SOF_REUSEADDR):
+            pass  # accepted (asyncio's start_server sets it); TIME-WAIT never blocks bind()
+        elif level == IPPROTO_TCP and opt == TCP_NODELAY:
             self._nodelay = bool(value)
             if self._tcb:
                 self._tcb.v[NODELAY] = self._nodelay
@@ -174,17 +227,23 @@ class Socket:
         self._wait(lambda: ready(tcb), err)
 
     def _wait(self, ready, err):
-        """Poll the stack until ready() is true; raise err at once if non-blocking."""
+        """Poll the stack until ready() is true; raise err at once if non-blocking.
+
+        The timeout runs on the stack's clock and on the real one, whichever passes it
+        first: the same on a board, and tests on a virtual clock neither hang nor wait.
+        """
         if self._timeout_ms == 0:
             raise _err(err)
         st = self._stack
         start = port.ticks_ms()
+        vstart = st.clock()
         while True:
             st.poll()
             if ready():
                 return
-            if self._timeout_ms > 0 and port.ticks_diff(port.ticks_ms(),
-                                                        start) >= self._timeout_ms:
+            t = self._timeout_ms
+            if t > 0 and (port.ticks_diff(port.ticks_ms(), start) >= t
+                          or port.ticks_diff(st.clock(), vstart) >= t):
                 raise _err(port.ETIMEDOUT)
             st.wait(1)
 
@@ -322,6 +381,7 @@ class Socket:
     def send(self, data):
         """Queue what fits in the send ring; return how many bytes were taken."""
         tcb = self._conn()
+        data = _bytes(data)
         if not len(data):
             return 0
         if not _send_ready(tcb):
@@ -335,12 +395,33 @@ class Socket:
         return n
 
     def sendall(self, data):
-        mv = memoryview(data)
+        mv = memoryview(_bytes(data))
         while len(mv):
             n = self.send(mv)
             mv = mv[n:]
 
-    write = send
+    def write(self, data, *args):
+        """Stream write: all of data (or data[off:off + n] for write(data, [off,] n)).
+
+        Blocking, it returns when everything is queued, as sendall(). Non-blocking, it
+        takes what fits: None if nothing did (the stream protocol's "try again").
+        """
+        mv = memoryview(_bytes(data))
+        if len(args) == 1:
+            mv = mv[:args[0]]
+        elif len(args) == 2:
+            mv = mv[args[0]:args[0] + args[1]]
+        total = 0
+        while len(mv):
+            try:
+                n = self.send(mv)
+            except OSError as e:
+                if e.args[0] == port.EAGAIN and self._timeout_ms == 0:
+                    return total if total else None
+                raise
+            total += n
+            mv = mv[n:]
+        return total
 
     def recv(self, n):
         buf = bytearray(n)
@@ -349,10 +430,20 @@ class Socket:
 
     def recv_into(self, buf, nbytes=0):
         """Read into buf; 0 means the peer closed (EOF). Raises ECONNRESET after an RST."""
+        got = self._recv_some(memoryview(buf)[:nbytes] if nbytes else buf)
+        if got is None:
+            raise _err(port.EAGAIN)
+        return got
+
+    def _recv_some(self, buf):
+        """One read of what is there (waiting for something if blocking): a count, 0 at
+        EOF, None if non-blocking and nothing waits."""
         tcb = self._conn()
         if not _recv_ready(tcb):
+            if self._timeout_ms == 0:
+                return None
             self._wait_tcb(_recv_ready, tcb, port.EAGAIN)
-        got = tcb.read_into(memoryview(buf)[:nbytes] if nbytes else buf)
+        got = tcb.read_into(buf)
         if got:
             if tcb.window_update_due():
                 tcb.v[ACK_NOW] = True
@@ -362,8 +453,66 @@ class Socket:
             raise _err(tcb.v[ENDED])
         return 0  # EOF: FIN received, SHUT_RD, or closed without error
 
-    read = recv
-    readinto = recv_into
+    def readinto(self, buf, nbytes=0):
+        """Stream read: fill buf (its first nbytes) unless EOF comes first; return the
+        count. Non-blocking: what is there, None if nothing (the stream's "try again")."""
+        mv = memoryview(buf)
+        if nbytes:
+            mv = mv[:nbytes]
+        want = len(mv)
+        got = 0
+        while got < want:
+            try:
+                n = self._recv_some(mv[got:])
+            except OSError:
+                if got:
+                    return got  # the error comes with the next read
+                raise
+            if n is None:
+                return got if got else None
+            if not n:
+                break
+            got += n
+        return got
+
+    def read(self, n=-1):
+        """Stream read: n bytes (fewer at EOF), or everything to EOF without n."""
+        if n is None or n < 0:
+            out = bytearray()
+            chunk = bytearray(256)
+            while True:
+                k = self.readinto(chunk)
+                if k is None:
+                    return bytes(out) if out else None
+                if not k:
+                    return bytes(out)
+                out += chunk if k == len(chunk) else chunk[:k]
+        buf = bytearray(n)
+        k = self.readinto(buf)
+        if k is None:
+            return None
+        return bytes(buf) if k == n else bytes(buf[:k])
+
+    def readline(self, limit=-1):
+        """Stream readline: up to and including b"\n", or what came before EOF."""
+        out = bytearray()
+        one = bytearray(1)
+        while limit < 0 or len(out) < limit:
+            k = self.readinto(one)
+            if k is None:
+                return bytes(out) if out else None
+            if not k:
+                break
+            out += one
+            if one[0] == 10:
+                break
+        return bytes(out)
+
+    def makefile(self, *args, **kw):
+        return self  # as MicroPython's: the socket is its own stream
+
+    def ioctl(self, req, arg):
+        return stream_ioctl(self, req, arg)
 
     # ---- closing -----------------------------------------------------------------------
 

@@ -4,14 +4,15 @@
 # A socket takes a slot of the stack's fixed UDP pool (udp.py) when it is bound, explicitly
 # or by its first sendto()/connect(), and gives it back on close(). Blocking calls drive
 # stack.poll() until done or timed out, as TCP sockets do (sock.py); non-blocking ones
-# raise OSError(EAGAIN).
+# raise OSError(EAGAIN). On MicroPython a UDP socket is a stream too (sock.py): select.poll
+# takes it; readinto() gives one datagram, or None when non-blocking and none waits.
 
 from . import ipv4, port
-from .sock import POLLIN, POLLOUT, SO_ERROR, SOL_SOCKET, Socket
+from .sock import POLLIN, POLLOUT, SO_ERROR, SOL_SOCKET, Socket, _bytes, _Stream, stream_ioctl
 from .udp import UNICAST
 
 
-class UDPSocket:
+class UDPSocket(_Stream):
     def __init__(self, stack):
         self._stack = stack
         self._slot = -1
@@ -99,7 +100,14 @@ class UDPSocket:
 
     write = send
 
+    def makefile(self, *args, **kw):
+        return self
+
+    def ioctl(self, req, arg):
+        return stream_ioctl(self, req, arg)
+
     def _send(self, data, hi, lo, p):
+        data = _bytes(data)
         self._bound()
         if not self._stack.has_address():
             raise OSError(port.ENETUNREACH)  # no address yet (DHCP still asking)
@@ -135,8 +143,19 @@ class UDPSocket:
     def recv(self, n):
         return self.recvfrom(n)[0]
 
-    read = recv
-    readinto = recv_into
+    def readinto(self, buf, nbytes=0):
+        """One datagram into buf; None if non-blocking and none waits."""
+        self._bound()
+        if self._timeout_ms == 0 and not self._ready():
+            return None
+        return self.recv_into(buf, nbytes)
+
+    def read(self, n=1500):
+        buf = bytearray(n)
+        got = self.readinto(buf)
+        if got is None:
+            return None
+        return bytes(buf[:got]) if got < n else bytes(buf)
 
     def poll_flags(self):
         if self._closed:
