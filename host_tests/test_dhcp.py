@@ -262,6 +262,8 @@ def test_t1_renews_unicast_to_the_server_and_ack_extends():
     lan.send(udp_frame(payload(r.xid, dhcp.ACK), dst_ip=OFFER_IP, dst_mac=OUR_MAC))
     assert lan.client.state == dhcp.BOUND and lan.net.stats.dhcpRenewals == 1
     assert lan.net.ip == OFFER_IP
+    # The same address again: the ARP cache (the server's entry) stays, nothing re-announced.
+    assert lan.net.arp.resolved_mac(0x0A00, 0x0001) is not None
     # The lease runs from the ACK: the next renewal is 1800 s later.
     assert lan.run(1799 * 1000) == []
     assert [m.type for t, m in lan.run(2000)] == [dhcp.REQUEST]

@@ -219,6 +219,7 @@ class Stack:
 
     def set_address(self, addr4, prefix, gw4=None):
         """Take addr4/prefix (4-byte bytes) and gateway gw4 (or None) as ours."""
+        same = bytes(addr4) == self.ip and prefix == self.prefix  # a DHCP renewal
         self.ip = bytes(addr4)
         self.ip_hi, self.ip_lo = ipv4.halves_of(self.ip)
         self.prefix = prefix
@@ -228,9 +229,12 @@ class Stack:
         if self.gateway:
             self.gw_hi, self.gw_lo = ipv4.halves_of(self.gateway)
         if self.arp is not None:
+            self.arp.keep_hi, self.arp.keep_lo = (self.gw_hi, self.gw_lo) if gw4 else (-1, -1)
+        if same:
+            return  # the same address again: the cache, neighbours and services stand
+        if self.arp is not None:
             # Frames waiting for ARP carry the old source address: forget them all.
             self.arp.clear()
-            self.arp.keep_hi, self.arp.keep_lo = (self.gw_hi, self.gw_lo) if gw4 else (-1, -1)
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
         self.addr_gen += 1
         for fn in self.address_listeners:
