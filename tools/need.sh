@@ -52,6 +52,9 @@ detect() {
                 need util-linux "has setpriv nsenter runuser" "setpriv/nsenter/runuser"
                 need dnsmasq-base "has dnsmasq" dnsmasq
                 need bind9-dnsutils "has dig" dig
+                need mosquitto "has mosquitto || test -x /usr/sbin/mosquitto" mosquitto
+                need mosquitto-clients "has mosquitto_sub mosquitto_pub" \
+                    "mosquitto_sub/mosquitto_pub"
                 need tshark "has tshark" tshark ;;
             *) echo "tools/need.sh: unknown group '$g' (venv, node, make, linux)" >&2
                exit 2 ;;
