@@ -55,6 +55,7 @@ detect() {
                 need mosquitto "has mosquitto || test -x /usr/sbin/mosquitto" mosquitto
                 need mosquitto-clients "has mosquitto_sub mosquitto_pub" \
                     "mosquitto_sub/mosquitto_pub"
+                need openssl "has openssl" openssl
                 need tshark "has tshark" tshark ;;
             *) echo "tools/need.sh: unknown group '$g' (venv, node, make, linux)" >&2
                exit 2 ;;
