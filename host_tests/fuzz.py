@@ -757,6 +757,25 @@ class Slot:
         return rnd.pick((0, 0, 1, 100, 536, 4096, 65535))
 
 
+def replay_events(scn, events):
+    """Play recorded events back on a scenario (TCP or LAN): the model follows the stack's
+    output as before. A batch took every waiting frame (ARP replies) and recorded it as an
+    "f": the replay has them already."""
+    for ev in events:
+        op = ev[0]
+        if op == "f":
+            scn.pending = []
+            scn.deliver(ev[1])
+        elif op == "p":
+            scn.poll()
+        elif op == "t":
+            scn.advance(ev[1])
+        elif op == "a":
+            scn.app(ev[1], ev[2], ev[3])
+        elif op == "d":
+            scn.drain()
+
+
 class Scenario:
     """One fuzz run. mode "run" generates and records events; "replay" plays them back."""
 
@@ -1601,22 +1620,7 @@ class Scenario:
             fail("timer still pending after 2 hours", "poll() returned %r" % (ret,))
 
     def replay(self, events):
-        """Play recorded events back (the model follows the stack's output as before)."""
-        for ev in events:
-            op = ev[0]
-            if op == "f":
-                # A batch took every waiting frame (ARP replies) and recorded it as an "f":
-                # the replay has them already.
-                self.pending = []
-                self.deliver(ev[1])
-            elif op == "p":
-                self.poll()
-            elif op == "t":
-                self.advance(ev[1])
-            elif op == "a":
-                self.app(ev[1], ev[2], ev[3])
-            elif op == "d":
-                self.drain()
+        replay_events(self, events)
 
 
 def _among(x, items):
@@ -2597,19 +2601,7 @@ class LanScenario:
             fail("timer still pending after 2 hours", "poll() returned %r" % (ret,))
 
     def replay(self, events):
-        for ev in events:
-            op = ev[0]
-            if op == "f":
-                self.pending = []
-                self.deliver(ev[1])
-            elif op == "p":
-                self.poll()
-            elif op == "t":
-                self.advance(ev[1])
-            elif op == "a":
-                self.app(ev[1], ev[2], ev[3])
-            elif op == "d":
-                self.drain()
+        replay_events(self, events)
 
 
 def make_scenario(seed, ether=None, log=None):
