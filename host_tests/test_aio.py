@@ -165,6 +165,22 @@ def _step_scheduler(coro):  # pragma: no cover - the WebAssembly port
     return value
 
 
+def _check_at_eof(reader, expected):
+    """reader.at_eof() is expected; MicroPython's own Stream has no at_eof(): reads tell."""
+    if hasattr(reader, "at_eof"):
+        assert reader.at_eof() == expected
+
+
+def _portable_streams(test):
+    """Run test with aio_streams' classes even where asyncio's own Stream would be used."""
+    saved = aio._native
+    aio._native = False
+    try:
+        test()
+    finally:
+        aio._native = saved
+
+
 async def _until(cond, what):
     while not cond():
         await asyncio.sleep(0.005)
@@ -233,7 +249,7 @@ def test_echo_messages_and_200k():
                     assert k, "EOF after %d of %d bytes" % (n, _BULK)
                     n += k
                 assert await r.read(100) == b""  # the echo server closed after our EOF
-                assert r.at_eof()
+                _check_at_eof(r, True)
 
             await asyncio.gather(send(), receive())
             assert _first_difference(got, data) == -1
@@ -270,10 +286,10 @@ def test_readline_readexactly():
             assert await r.readline() == b"first line\n"
             assert await r.readexactly(3) == b"sec"
             assert await r.readline() == b"ond\n"
-            assert not r.at_eof()
+            _check_at_eof(r, False)
             assert await r.readline() == b"partial"  # EOF ends the last line
             assert await r.readline() == b""
-            assert r.at_eof()
+            _check_at_eof(r, True)
             w.close()
 
             r, w = await ask(b"short\n")
@@ -310,7 +326,7 @@ def test_write_eof_half_close():
             with expect_raises(OSError):
                 w.write(b"late")  # after write_eof()
             assert await r.read() == b"got 5000 bytes"
-            assert r.at_eof()
+            _check_at_eof(r, True)
             w.close()
             await w.wait_closed()
         await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
@@ -469,6 +485,48 @@ def test_big_writes_are_accepted_whole():
 
 
 def test_drain_waits_down_to_write_buf():
+    # aio_streams' drain() has a high-water mark; MicroPython's own Stream drains all.
+    _portable_streams(_drain_waits_down_to_write_buf)
+
+
+def test_native_drain_empties_the_buffer():
+    client, server = _nets()
+    got = []
+
+    async def main():
+        async with await aio.start_server(server, await _sink(got), "0.0.0.0", 9):
+            r, w = await aio.open_connection(client, "10.0.0.2", 9)
+            data = port.urandom(9000)
+            w.write(data)  # 4096 into the ring, the rest waits in the writer
+            assert w.get_write_buffer_size() == 9000 - 4096
+            await w.drain()
+            # asyncio's own Stream: all of it; aio_streams: down to write_buf (4096)
+            assert w.get_write_buffer_size() <= (aio.WRITE_BUF if not aio._native else 0)
+            w.write_eof()
+            await _until(lambda: got, "the server read to EOF")
+            assert _first_difference(got[0], data) == -1
+            with expect_raises(OSError) as e:
+                w.write(b"late")
+            assert e.exception.args[0] == port.EPIPE
+            w.close()
+            await w.wait_closed()
+        await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
+
+    _run(main, client, server)
+
+
+def test_aio_streams_where_asyncio_has_streams():
+    # Where MicroPython's own Stream serves by default (unix port, boards), run the main
+    # scenarios once more on aio_streams. (CPython and WebAssembly use them above already.)
+    if not aio._native:
+        return
+    for test in (test_echo_messages_and_200k, test_readline_readexactly,
+                 test_write_eof_half_close, test_lingering_close_keeps_response,
+                 test_close_sends_buffered_output_first, test_cancelled_connect_frees_its_tcb):
+        _portable_streams(test)
+
+
+def _drain_waits_down_to_write_buf():
     client, server = _nets()
     got = []
 

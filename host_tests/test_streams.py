@@ -237,6 +237,20 @@ def test_ioctl_poll_bits():
     assert c.ioctl(_POLL, both) == _POLLNVAL
 
 
+def test_poll_never_connected_is_hup():
+    # As lwIP's sockets: a socket that never connected polls as hung up, so a poller
+    # waiting on it returns at once instead of sleeping until its timeout.
+    from stack import Stack
+    from stack.link.pipe import pipe
+
+    net = Stack(pipe(mtu=1500, depth=4)[0], ip="10.0.0.1")
+    s = net.socket()
+    assert s.ioctl(_POLL, POLLIN | POLLOUT) == POLLHUP
+    s.bind(("0.0.0.0", 7))
+    assert s.poll_flags() == POLLHUP
+    s.close()
+
+
 def test_ioctl_poll_after_reset():
     pair, drv, c, s = _connected()
     s.abort()

@@ -1,4 +1,4 @@
-# asyncio streams over the stack's sockets, for CPython's asyncio and MicroPython's.
+# asyncio over the stack's sockets: the driver task, open_connection() and start_server().
 # SPDX-License-Identifier: MIT
 #
 #     from stack import aio
@@ -6,8 +6,16 @@
 #     server = await aio.start_server(net, handle, "0.0.0.0", 80)   # handle(reader, writer)
 #
 # The calls mirror asyncio's streams, with the stack passed explicitly. One driver task per
-# Stack calls net.poll() and wakes the tasks waiting on its sockets; everything else here
-# only moves bytes between the application and the socket rings.
+# Stack calls net.poll() and wakes the tasks waiting on its sockets.
+#
+# The streams are asyncio's own where asyncio can stream over a socket object: MicroPython
+# with an IO queue (unix port, boards). Our sockets are io.IOBase streams there, so its
+# Stream reads, writes and waits on them itself; this module adds only what MicroPython's
+# Stream lacks (Stream below: bounded readline, write_eof, a close() that flushes first,
+# lingering_close, get_extra_info defaults) and takes ssl= as asyncio does. Elsewhere
+# (CPython, the WebAssembly port) the streams come from aio_streams.py, loaded only then.
+# Differences that remain on MicroPython: write() keeps what the send ring cannot take
+# until drain(), and drain() returns once all of it is in the ring (write_buf is ignored).
 #
 # How the driver sleeps, after each poll(), until the next timer is due or:
 # - the link has fileno() and the loop is CPython's: loop.add_reader() wakes it at once;
@@ -18,12 +26,11 @@
 #   flight or was active in the last second, and after at most IDLE_MS (50 ms) when idle:
 #   up to 5 ms (busy) or 50 ms (idle) of extra latency per frame, for 20 looks a second
 #   when idle. A link or interrupt handler that knows better calls wake(net).
+# Tasks waiting in MicroPython's IO queue poll our sockets, and each poll runs net.poll()
+# (stack/sock.py's ioctl), so they make progress between the driver's looks too.
 # The application's own calls (write, close, ...) wake it too, so new timers are re-armed.
 # On CPython the driver sleeps on an Event with a call_later() timer; on MicroPython in
 # sleep_ms(), which a wake-up cancels (nothing allocated per sleep).
-#
-# Waiting never spins: a reader or writer that cannot proceed clears its socket's Event and
-# sleeps on it; the driver sets it after a poll() once the socket's poll_flags() say so.
 # Features are detected with getattr/try, never with sys.implementation.
 
 import asyncio
@@ -31,9 +38,8 @@ import asyncio
 from micropython import const
 
 from . import port as _port
-from .sock import POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_WR
-from .tcp import (CLOSE_WAIT, ENDED, ESTABLISHED, FIN_SEQ, IN_USE, RX_COUNT, STATE,
-                  SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
+from .sock import SHUT_WR
+from .tcp import IN_USE, STATE, SYN_RECEIVED, SYN_SENT, TX_COUNT
 
 BUSY_MS = const(5)  # longest sleep without a wake-up source while traffic is going on
 IDLE_MS = const(50)  # longest sleep without a wake-up source when all is quiet
@@ -43,23 +49,15 @@ LIMIT = const(2048)  # default longest line readline() accepts (asyncio's `limit
 _ZERO_RUN = const(64)  # poll() saying "again now" this often in a row: sleep 1 ms anyway
 _LONG_MS = const(60_000)  # MicroPython's driver with nothing due: sleep this, or until kicked
 
-_EOF = const(1)  # deferred write_eof(): shut down once the writer's chunks are in the ring
-_CLOSE = const(2)  # deferred close()
-
-_READY_RD = POLLIN | POLLHUP  # recv() will not say EAGAIN
-_WAKE_RD = POLLIN | POLLERR | POLLHUP
-_WAKE_WR = POLLOUT | POLLERR | POLLHUP
+_EOF = const(1)  # Stream: write_eof() asked for
+_CLOSE = const(2)  # Stream: close() asked for
 
 _sleep_ms = getattr(asyncio, "sleep_ms", None)  # MicroPython's; CPython's driver needs none
 
-
-_IncompleteReadError = getattr(asyncio, "IncompleteReadError", None)
-
-
-def _incomplete(partial, expected):
-    if _IncompleteReadError is None:  # pragma: no cover - MicroPython
-        return EOFError("%d bytes read of %d" % (len(partial), expected))
-    return _IncompleteReadError(partial, expected)  # CPython's: a subclass of EOFError
+# asyncio's own Stream can take our sockets: MicroPython's, where an IO queue polls them.
+# A variable, not a constant: tests set it False to run aio_streams on MicroPython too.
+_native = (getattr(getattr(asyncio, "core", None), "_io_queue", None) is not None
+           and getattr(asyncio, "StreamReader", None) is not None)
 
 
 def _loop_token():
@@ -76,8 +74,9 @@ def _loop_token():
 _drivers = {}  # Stack -> _Driver
 
 
-class _Readable:
-    """MicroPython: `await` parks the task in asyncio's IO poller until fd is readable.
+class _IOWait:
+    """MicroPython: `await` parks the task in asyncio's IO poller until obj (an fd or a
+    stream) is readable, or writable if `write`.
 
     Built like asyncio.core.SingletonGenerator: the first step queues the task on the
     poller and yields (the task is then on no run queue); the poller pushes it back when
@@ -85,8 +84,9 @@ class _Readable:
     task from the poller (Task.cancel calls IOQueue.remove).
     """
 
-    def __init__(self, fd):
-        self.fd = fd
+    def __init__(self, obj, write=False):
+        self.obj = obj
+        self.write = write
         self.parked = False
 
     def __iter__(self):
@@ -97,7 +97,11 @@ class _Readable:
             self.parked = False  # ready for the next await
             raise StopIteration
         self.parked = True
-        asyncio.core._io_queue.queue_read(self.fd)  # looked up now: new_event_loop swaps it
+        q = asyncio.core._io_queue  # looked up now: new_event_loop() swaps it
+        if self.write:
+            q.queue_write(self.obj)
+        else:
+            q.queue_read(self.obj)
         return None
 
 
@@ -155,7 +159,7 @@ class _Driver:
         self.fd = fd
         self.mode = "io_queue"
         self.polled = asyncio.Event()
-        self.watcher = asyncio.create_task(self._watch(_Readable(fd)))
+        self.watcher = asyncio.create_task(self._watch(_IOWait(fd)))
 
     async def _watch(self, readable):
         # Level-triggered: after waking the driver, wait for its poll() before parking again,
@@ -172,9 +176,15 @@ class _Driver:
         self.wake_ev.set()
         # A task of a replaced loop must not be cancelled: it is on no queue of the new one.
         if self.sleeping and self.token is _loop_token():  # pragma: no cover - MicroPython
+            try:
+                self.task.cancel()  # brings its sleep_ms() forward to now
+            except RuntimeError:
+                # "can't cancel self": the loop is polling our sockets for its IO queue
+                # (their ioctl runs net.poll()) and the driver was the last task run. That
+                # poll() did the work; the driver wakes at its planned time.
+                return
             self.sleeping = False
             self.kicked = True
-            self.task.cancel()  # brings its sleep_ms() forward to now
 
     def enlist(self, conn):
         if conn.drv is not self:
@@ -335,431 +345,178 @@ def wake(net):
         d.kick()
 
 
-# ---- one socket ------------------------------------------------------------------------
+# ---- MicroPython's own Stream, completed -----------------------------------------------
 
+if _native:  # pragma: no cover - MicroPython
 
-class _Conn:
-    """A socket as reader, writer and driver share it: waiters, queued output, closing.
+    class Stream(asyncio.StreamReader):
+        """asyncio's Stream (reader and writer in one) over our socket or an SSLSocket on
+        it, with what asyncio's lacks. Methods written as generators, like asyncio's."""
 
-    Output the send ring cannot take yet waits as a list of chunks: memoryviews of the
-    caller's bytes objects (never copied) or copies of mutable buffers. `queued` counts them;
-    `head` is how much of chunks[0] is in the ring already.
-    """
+        def __init__(self, s, e, limit):
+            super().__init__(s, e)
+            self.limit = limit
+            self.shut = 0  # _EOF | _CLOSE asked for: write() refuses from then on
+            self.done = None  # the task that flushes, then shuts down or closes
 
-    def __init__(self, net, sock, write_buf):
-        self.net = net
-        self.sock = sock
-        self.write_buf = write_buf  # drain()'s high-water mark
-        self.chunks = []
-        self.head = 0
-        self.queued = 0
-        self.rd_ev = asyncio.Event()
-        self.wr_ev = asyncio.Event()
-        self.closed_ev = asyncio.Event()
-        self.rd_wait = False
-        self.wr_wait = False
-        self.after = 0  # _EOF | _CLOSE, done by the driver once the chunks are in the ring
-        self.closing = False
-        self.err = 0  # errno met while the driver moved chunks into the ring
-        self.drv = None  # the driver that has us on its active list
+        def get_extra_info(self, name, default=None):
+            return self.e.get(name, default)
 
-    def driver(self):
-        return _driver(self.net)  # started again if need be: needs a running loop
+        def get_write_buffer_size(self):
+            return len(self.out_buf)
 
-    def pending(self):
-        return self.queued
+        def write(self, buf):
+            if self.shut:
+                raise OSError(_port.EPIPE)  # after close() or write_eof()
+            super().write(buf)
 
-    def needs_driver(self):
-        return self.rd_wait or self.wr_wait or self.after or self.queued
-
-    def queue(self, mv):
-        """Keep mv (a memoryview that must not change) until the ring takes it."""
-        self.chunks.append(mv)
-        self.queued += len(mv)
-
-    def drop(self):
-        """Forget the queued output (reset, or close() after an error)."""
-        self.chunks = []
-        self.head = 0
-        self.queued = 0
-
-    def avail(self):
-        """Bytes waiting in the receive ring."""
-        tcb = self.sock._tcb
-        return tcb.v[RX_COUNT] if tcb is not None else 0
-
-    def ring_room(self):
-        """Bytes the send ring takes now; 0 when send() would not take any."""
-        tcb = self.sock._tcb
-        if tcb is None or self.sock._wr_shut:
-            return 0
-        v = tcb.v
-        if v[FIN_SEQ] >= 0 or (v[STATE] != ESTABLISHED and v[STATE] != CLOSE_WAIT):
-            return 0
-        return v[TX_SIZE] - v[TX_COUNT]
-
-    async def wait(self, write):
-        """Sleep until the driver sees this socket ready to read (or write), or failing."""
-        ev = self.wr_ev if write else self.rd_ev
-        ev.clear()
-        if write:
-            self.wr_wait = True
-        else:
-            self.rd_wait = True
-        drv = self.driver()
-        drv.enlist(self)
-        try:
-            await ev.wait()
-        finally:
-            if write:
-                self.wr_wait = False
-            else:
-                self.rd_wait = False
-        if drv.error is not None:
-            raise drv.error
-
-    def flush(self):
-        """Move queued output into the send ring; True if any moved."""
-        chunks = self.chunks
-        moved = False
-        while chunks:
-            mv = chunks[0]
-            head = self.head
-            try:
-                k = self.sock.send(mv[head:] if head else mv)
-            except OSError as e:
-                if e.args[0] != _port.EAGAIN:
-                    self.err = e.args[0]  # reset or closed: this output will never go
-                    self.drop()
-                break
-            if not k:
-                break
-            moved = True
-            self.queued -= k
-            head += k
-            if head < len(mv):
-                self.head = head
-                break  # the ring is full
-            chunks.pop(0)  # a short list: drain() keeps it to a few chunks
-            self.head = 0
-        return moved
-
-    def service(self):
-        moved = False
-        if self.pending():
-            moved = self.flush()
-        if self.after and not self.pending():
-            self.finish()
-            moved = True
-        if self.rd_wait or self.wr_wait:
-            flags = self.sock.poll_flags()
-            if self.rd_wait and flags & _WAKE_RD:
-                self.rd_ev.set()
-            # drain() may go on once the queue is down to the high-water mark.
-            if self.wr_wait and (flags & _WAKE_WR or self.err
-                                 or (moved and self.queued <= self.write_buf)):
-                self.wr_ev.set()
-        return moved
-
-    def finish(self):
-        """The deferred write_eof() / close(), now that the output is in the ring."""
-        after = self.after
-        self.after = 0
-        try:
-            if after & _CLOSE:
-                self.sock.close()
-            elif after & _EOF:
-                self.sock.shutdown(SHUT_WR)
-        except OSError:
-            pass  # shutdown() of a connection that ended meanwhile: nothing left to send
-        if after & _CLOSE:
-            self.closed_ev.set()
-
-
-# ---- streams ---------------------------------------------------------------------------
-
-
-class StreamReader:
-    """Reads from one connection: read, readexactly, readline, readinto, at_eof."""
-
-    def __init__(self, conn, limit=LIMIT):
-        self._c = conn
-        self._limit = limit
-        self._buf = None  # bytearray(limit): readline's look-ahead, made on first use
-        self._mv = None
-        self._lo = 0  # self._buf[_lo:_hi] was read from the socket but not returned
-        self._hi = 0
-        self._eof = False
-
-    async def _readable(self):
-        c = self._c
-        while not c.sock.poll_flags() & _READY_RD:
-            await c.wait(False)
-
-    async def _recv_into(self, mv):
-        """Read into the non-empty mv, waiting if need be; 0 at EOF. Raises ECONNRESET."""
-        await self._readable()
-        n = self._c.sock.recv_into(mv)
-        if not n:
-            self._eof = True
-        return n
-
-    def _take(self, n):
-        lo = self._lo
-        k = self._hi - lo
-        if k > n:
-            k = n
-        self._lo = lo + k
-        if self._lo == self._hi:
-            self._lo = self._hi = 0
-        return bytes(self._mv[lo:lo + k])
-
-    async def read(self, n=-1):
-        """Up to n bytes (at least 1), b"" at EOF; n=-1 reads until EOF."""
-        if n < 0:
-            chunks = []
+        def readline(self):
+            """As asyncio's, but a line longer than limit raises ValueError (a peer that
+            never sends a newline must not fill the heap)."""
+            line = b""
             while True:
-                b = await self.read(1 << 30)  # each read takes what the ring holds
-                if not b:
-                    return b"".join(chunks)
-                chunks.append(b)
-        if not n:
-            return b""
-        if self._lo < self._hi:
-            return self._take(n)
-        await self._readable()
-        c = self._c
-        k = c.avail()
-        buf = bytearray(k if k < n else n)  # size 0: recv_into says EOF or raises
-        if not c.sock.recv_into(buf):
-            self._eof = True
-            return b""
-        return bytes(buf)
+                yield asyncio.core._io_queue.queue_read(self.s)
+                more = self.s.readline(self.limit - len(line))
+                if more is None:
+                    continue
+                line += more
+                if not more or line[-1] == 10:
+                    return line
+                if len(line) >= self.limit:
+                    raise ValueError("line longer than limit (%d bytes)" % self.limit)
 
-    async def readinto(self, buf):
-        """Read into buf; the count, 0 at EOF (or when buf is empty)."""
-        mv = memoryview(buf)
-        if not len(mv):
-            return 0
-        k = self._hi - self._lo
-        if k:
-            if k > len(mv):
-                k = len(mv)
-            lo = self._lo
-            mv[:k] = self._mv[lo:lo + k]
-            self._lo = lo + k
-            if self._lo == self._hi:
-                self._lo = self._hi = 0
-            return k
-        return await self._recv_into(mv)
+        def write_eof(self):
+            """Half-close: FIN after everything written; reading goes on."""
+            self._finish(_EOF)
 
-    async def readexactly(self, n):
-        """Exactly n bytes; IncompleteReadError (EOFError where missing) on an early EOF."""
-        out = bytearray(n)
-        mv = memoryview(out)
-        got = 0
-        while got < n:
-            k = await self.readinto(mv[got:])
-            if not k:
-                raise _incomplete(bytes(out[:got]), n)
-            got += k
-        return bytes(out)
+        def close(self):
+            """Close once everything written is in the send ring (a FIN follows it)."""
+            self._finish(_CLOSE)
 
-    async def readline(self):
-        """Bytes up to and including b"\\n"; at EOF the rest, then b"".
-
-        A line longer than `limit` raises ValueError, as asyncio's does.
-        """
-        if self._buf is None:
-            self._buf = bytearray(self._limit)
-            self._mv = memoryview(self._buf)
-        buf = self._buf
-        while True:
-            i = buf.find(b"\n", self._lo, self._hi)
-            if i >= 0:
-                return self._take(i + 1 - self._lo)
-            if self._hi - self._lo >= self._limit:
-                raise ValueError("line longer than limit (%d bytes)" % self._limit)
-            if self._hi == self._limit:  # room only at the front: move the partial line
-                k = self._hi - self._lo
-                buf[:k] = buf[self._lo:self._hi]
-                self._lo, self._hi = 0, k
-            n = await self._recv_into(self._mv[self._hi:])
-            if not n:
-                return self._take(self._hi - self._lo)
-            self._hi += n
-
-    def at_eof(self):
-        return self._eof and self._lo == self._hi
-
-
-class StreamWriter:
-    """Writes to one connection, as asyncio's StreamWriter does.
-
-    write() never blocks and takes everything: what the send ring cannot take at once is
-    queued and flows out as the peer acknowledges. The queue holds references, not copies,
-    to bytes objects (a bytearray or other mutable buffer is copied, since the caller may
-    reuse it). Nothing bounds it but the caller: `await drain()` after writing returns once
-    at most write_buf bytes (the high-water mark, WRITE_BUF by default) wait beyond the
-    send ring, so a writer that drains after each write holds at most write_buf plus its
-    last write. get_write_buffer_size() says how many bytes wait now.
-    """
-
-    def __init__(self, conn):
-        self._c = conn
-
-    def _check(self):
-        c = self._c
-        if c.err:
-            raise OSError(c.err)
-        if c.closing or c.after:
-            raise OSError(_port.EPIPE)  # after close() or write_eof()
-        tcb = c.sock._tcb
-        if tcb is not None and tcb.v[ENDED]:
-            raise OSError(tcb.v[ENDED])  # reset or timed out
-
-    def _write(self, data, copy):
-        c = self._c
-        self._check()
-        mv = memoryview(data)
-        n = len(mv)
-        if not n:
-            return
-        sent = 0
-        if not c.queued:  # else nothing may overtake what is queued
-            try:
-                sent = c.sock.send(mv)  # raises ECONNRESET & co. having taken nothing
-            except OSError as e:
-                if e.args[0] != _port.EAGAIN:
-                    raise
-        if sent < n:
-            if copy and not isinstance(data, bytes):
-                mv = memoryview(bytes(mv[sent:]))  # the caller may change its buffer
-            elif sent:
-                mv = mv[sent:]
-            c.queue(mv)
-            c.driver().enlist(c)
-        wake(c.net)  # new data in flight: the driver re-arms its timers
-
-    def write(self, data):
-        """Send data (bytes-like): into the send ring now, the rest queued (never refused)."""
-        self._write(data, True)
-
-    def writelines(self, lines):
-        for data in lines:
-            self.write(data)
-
-    def get_write_buffer_size(self):
-        """Bytes written but not yet in the socket's send ring."""
-        return self._c.queued
-
-    async def _drain(self, limit):
-        c = self._c
-        while True:
-            if c.queued:
-                c.flush()
-            if c.err:
-                raise OSError(c.err)
-            if c.queued <= limit:
+        def _finish(self, how):
+            if self.shut & how:
                 return
-            await c.wait(True)
+            self.shut |= how
+            if self.done is None or self.done.done():  # else that task sees `how` too
+                if self.out_buf:
+                    self.done = asyncio.create_task(self._flush())
+                else:
+                    self._shut(how)
 
-    async def drain(self):
-        """Wait until at most write_buf bytes wait beyond the send ring (asyncio's
-        high-water mark); raises the connection's error (ECONNRESET, ...) if it failed."""
-        await self._drain(self._c.write_buf)
+        async def _flush(self):
+            done = 0
+            while done != self.shut:  # close() may come while write_eof()'s flush runs
+                how = self.shut
+                try:
+                    await self.drain()
+                except OSError:
+                    self.out_buf = b""  # reset: this output will never go
+                self._shut(how & ~done)
+                done = how
 
-    async def awrite(self, data):
-        """Write data and wait until all of it is in the send ring (MicroPython's
-        Stream.awrite). Keeps a reference to data meanwhile: no copy, even of a bytearray."""
-        self._write(data, False)
-        await self._drain(0)
+        def _shut(self, how):
+            try:
+                if how & _CLOSE:
+                    self.s.close()
+                elif how & _EOF:
+                    self.s.shutdown(SHUT_WR)  # an SSLSocket has none: AttributeError
+            except (OSError, AttributeError):
+                pass
 
-    def can_write_eof(self):
-        return True
+        async def wait_closed(self):
+            self.close()
+            if self.done is not None:
+                await self.done
 
-    def write_eof(self):
-        """Half-close: FIN after everything written; reading goes on."""
-        c = self._c
-        self._check()
-        c.after |= _EOF
-        if c.queued:
-            c.driver().enlist(c)
+        async def lingering_close(self, timeout_ms=2000):
+            """Flush, then the socket's lingering_close() (stack/sock.py): FIN after the
+            response, input discarded until the peer's FIN, RST only after timeout_ms."""
+            if self.shut & _CLOSE:
+                return
+            self.shut |= _CLOSE
+            try:
+                await self.drain()
+            except OSError:
+                pass
+            linger = getattr(self.s, "lingering_close", None)  # none on an SSLSocket
+            try:
+                if linger is None:
+                    self.s.close()
+                else:
+                    linger(timeout_ms)
+            except OSError:
+                self.s.close()
+
+
+def _streams(net, sock, conn, limit, write_buf, ssl, server_side, server_hostname):
+    """(reader, writer) over a connected socket; wrapped in TLS first if ssl is given."""
+    if conn is not None:  # aio_streams: its _Conn is made before the connection is
+        from .aio_streams import pair
+
+        conn.write_buf = write_buf
+        return pair(conn, limit)
+    e = {"socket": sock}
+    try:
+        e["peername"] = sock.getpeername()
+        e["sockname"] = sock.getsockname()
+    except OSError:
+        pass  # reset already: the first read will say so
+    if ssl:
+        if ssl is True:
+            import ssl as _ssl
+
+            ssl = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        if server_side:
+            sock = ssl.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         else:
-            c.finish()
-        wake(c.net)
+            sock = ssl.wrap_socket(sock, server_hostname=server_hostname,
+                                   do_handshake_on_connect=False)
+        sock.setblocking(False)
+    s = Stream(sock, e, limit)
+    return s, s
 
-    def close(self):
-        """Close after everything written is in the send ring (a FIN follows it)."""
-        c = self._c
-        if c.closing:
-            return
-        c.closing = True
-        c.after |= _CLOSE
-        if c.queued and not c.err:
-            c.driver().enlist(c)
-        else:
-            c.drop()
-            c.finish()  # also after the loop ended: needs no driver
-        wake(c.net)
 
-    def is_closing(self):
-        return self._c.closing
+def _conn(net, sock):
+    """aio_streams' per-socket state where asyncio's Stream cannot be used, else None."""
+    if _native:
+        return None
+    from .aio_streams import _Conn
 
-    async def wait_closed(self):
-        await self._c.closed_ev.wait()
+    return _Conn(net, sock, 0)
 
-    async def lingering_close(self, timeout_ms=2000):
-        """Flush, then the socket's lingering_close(): FIN after the response, input
-        discarded until the peer's FIN, RST only after timeout_ms. For servers that answer
-        without reading the whole request."""
-        c = self._c
-        if c.closing:
-            return
-        try:
-            await self._drain(0)  # everything into the ring: lingering_close() sends it
-        except OSError:
-            pass  # reset: nothing left to deliver; the socket is freed below
-        c.closing = True
-        c.after = 0
-        c.drop()
-        try:
-            c.sock.lingering_close(timeout_ms)
-        except OSError:
-            c.sock.close()
-        c.closed_ev.set()
-        wake(c.net)
 
-    def get_extra_info(self, name, default=None):
-        sock = self._c.sock
-        try:
-            if name == "peername":
-                return sock.getpeername()
-            if name == "sockname":
-                return sock.getsockname()
-        except OSError:
-            return default
-        if name == "socket":
-            return sock
-        return default
+async def _wait(sock, conn, write):
+    if conn is None:
+        await _IOWait(sock, write)  # pragma: no cover - MicroPython
+    else:
+        await conn.wait(write)
+
+
+def _check_ssl(ssl):
+    if ssl and not _native:
+        raise ValueError("ssl= needs MicroPython's asyncio (its ssl wraps our sockets)")
 
 
 # ---- opening ---------------------------------------------------------------------------
 
 
-async def open_connection(net, host, port, limit=LIMIT, write_buf=WRITE_BUF):
-    """Connect to (host, port); return (StreamReader, StreamWriter).
+async def open_connection(net, host, port, limit=LIMIT, write_buf=WRITE_BUF, ssl=None,
+                          server_hostname=None):
+    """Connect to (host, port); return (reader, writer).
 
     Raises OSError(ECONNREFUSED) on a reset answer, OSError(ETIMEDOUT) when the SYN
     retries run out, OSError(ENOBUFS) when the stack has no free connection block.
+    ssl (an SSLContext, or True for a default client context) wraps the connection in TLS
+    as asyncio's open_connection does; the handshake runs with the first read or write.
     """
+    _check_ssl(ssl)
     drv = _driver(net)
     sock = net.socket()
     sock.setblocking(False)
-    conn = _Conn(net, sock, write_buf)
     addr = (host, port)
     ok = False
     try:
+        conn = _conn(net, sock)
         try:
             sock.connect(addr)
         except OSError as e:
@@ -774,25 +531,28 @@ async def open_connection(net, host, port, limit=LIMIT, write_buf=WRITE_BUF):
                     break
                 if e.args[0] != _port.EALREADY:
                     raise
-            await conn.wait(True)
+            await _wait(sock, conn, True)
+        streams = _streams(net, sock, conn, limit, write_buf, ssl, False,
+                           server_hostname or host)
         ok = True
     finally:
         if not ok:
             sock.close()  # refused, timed out or cancelled: the TCB goes back to the pool
             drv.kick()
-    return StreamReader(conn, limit), StreamWriter(conn)
+    return streams
 
 
 class Server:
     """A listening socket and the task accepting from it (start_server's result)."""
 
-    def __init__(self, net, lsock, cb, limit, write_buf):
+    def __init__(self, net, lsock, cb, limit, write_buf, ssl):
         self._net = net
         self._lsock = lsock
         self._cb = cb
         self._limit = limit
         self._write_buf = write_buf
-        self._lconn = _Conn(net, lsock, 0)
+        self._ssl = ssl
+        self._lconn = _conn(net, lsock)
         self._closing = False
         self._closed_ev = asyncio.Event()
         self._tasks = []  # connection tasks: CPython's loop only holds weak references
@@ -807,11 +567,17 @@ class Server:
                 except OSError as e:
                     if e.args[0] != _port.EAGAIN:
                         raise
-                    await self._lconn.wait(False)
+                    await _wait(lsock, self._lconn, False)
                     continue
                 sock.setblocking(False)
-                conn = _Conn(self._net, sock, self._write_buf)
-                res = self._cb(StreamReader(conn, self._limit), StreamWriter(conn))
+                try:
+                    reader, writer = _streams(self._net, sock, _conn(self._net, sock),
+                                              self._limit, self._write_buf, self._ssl,
+                                              True, None)
+                except Exception:  # e.g. the TLS context refused: this client only
+                    sock.close()
+                    continue
+                res = self._cb(reader, writer)
                 if hasattr(res, "send"):  # a coroutine: one task per connection
                     self._tasks = [t for t in self._tasks if not t.done()]
                     self._tasks.append(asyncio.create_task(res))
@@ -823,8 +589,9 @@ class Server:
         if self._closing:
             return
         self._closing = True
-        self._lsock.close()
-        self._lconn.rd_ev.set()  # the accept loop sees _closing
+        self._lsock.close()  # a task parked in MicroPython's IO queue sees POLLNVAL
+        if self._lconn is not None:
+            self._lconn.rd_ev.set()  # the accept loop sees _closing
         wake(self._net)
 
     def is_serving(self):
@@ -842,9 +609,11 @@ class Server:
 
 
 async def start_server(net, client_connected_cb, host, port, backlog=4, limit=LIMIT,
-                       write_buf=WRITE_BUF):
+                       write_buf=WRITE_BUF, ssl=None):
     """Listen on (host, port); client_connected_cb(reader, writer) runs as a task per
-    connection. Returns a Server (close(), wait_closed(), `async with`)."""
+    connection. Returns a Server (close(), wait_closed(), `async with`). ssl (a server
+    SSLContext) wraps each accepted connection in TLS, as asyncio's start_server does."""
+    _check_ssl(ssl)
     _driver(net)
     lsock = net.socket()
     lsock.setblocking(False)
@@ -854,4 +623,4 @@ async def start_server(net, client_connected_cb, host, port, backlog=4, limit=LI
     except BaseException:
         lsock.close()
         raise
-    return Server(net, lsock, client_connected_cb, limit, write_buf)
+    return Server(net, lsock, client_connected_cb, limit, write_buf, ssl)

@@ -199,7 +199,7 @@ class Socket(_Stream):
             return POLLIN if self._accept_ready() is not None else 0
         tcb = self._tcb
         if tcb is None:
-            return POLLHUP if self._closed else 0
+            return POLLHUP  # never connected (lwIP says HUP too), or closed
         v = tcb.v
         flags = 0
         if v[RX_COUNT] or v[RX_FIN] or v[RD_SHUT] or v[ENDED]:

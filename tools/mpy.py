@@ -25,7 +25,9 @@ MARCH = {
     "host_packet": None,  # MicroPython unix port on AF_PACKET (the virtual board)
     "host_emulator": None,  # MicroPython unix port with the W5500 emulator
 }
-HOST_ONLY = ("stack/link/tun.py", "stack/link/packet.py")
+# Off hosts these are left out: the Linux-only links, and the asyncio streams for loops
+# whose asyncio cannot stream over our sockets (CPython, WebAssembly; stack/aio.py).
+HOST_ONLY = ("stack/link/tun.py", "stack/link/packet.py", "stack/aio_streams.py")
 _NATIVE = re.compile(r"^\s*@micropython\.(viper|native|asm_thumb|asm_xtensa)", re.M)
 
 
