@@ -236,6 +236,7 @@ class Board:
         ctx = self.server_ctx()
         n = int(a["n"])
         done = [0, 0]
+        errors = []
 
         async def echo(r, w):
             try:
@@ -246,6 +247,8 @@ class Board:
                     w.write(data)
                     await w.drain()
                     done[1] += len(data)
+            except Exception as e:
+                errors.append("%s%r" % (type(e).__name__, e.args))
             finally:
                 w.close()
                 await w.wait_closed()
@@ -266,6 +269,8 @@ class Board:
             asyncio.run(asyncio.wait_for(main(), 20))
         finally:
             aio.stop_driver(self.net)
+        if errors:
+            return "err served %d %d %s" % (done[0], done[1], " ".join(errors))
         return "ok served %d %d" % (done[0], done[1])
 
     def cmd_pollsetup(self, a):
