@@ -1,11 +1,18 @@
 # Unmodified MicroPython libraries over our stack (issue 12, "How it must be shown"):
 # umqtt.simple and umqtt.robust (../shared/third_party/micropython-lib) against Debian's
-# mosquitto, and a microdot app (PyPI, pinned in requirements.txt) answering curl.
+# mosquitto, and a microdot app (PyPI, pinned in requirements.txt) answering curl, over HTTP
+# and over HTTPS (MicroPython's tls.SSLContext(PROTOCOL_TLS_SERVER) with test_libs_linux's
+# self-signed certificate, which curl verifies), and staying up with every TCB back in the
+# pool after clients that reset (RST) mid-request and mid-response.
 # MIT licence. CPython pytest; the board side is host_tests/mqtt_board.py on the MicroPython
 # unix port in one namespace, on AF_PACKET over a veth pair with a static address; mosquitto,
 # mosquitto_sub/mosquitto_pub and curl run in the other namespace.
 
+import hashlib
 import os
+import socket
+import ssl
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +21,7 @@ import mp
 import netns
 import pytest
 from linux import Agent
+from test_libs_linux import files  # noqa: F401 (a fixture: the self-signed certificate)
 
 LINUX_IP = "10.9.7.1"
 OUR_IP = "10.9.7.2"
@@ -162,22 +170,66 @@ def test_umqtt_robust_reconnects_after_broker_restart(env):
     board.cmd("disconnect")
 
 
-def _curl(linux, path, *extra):
-    return linux.exec(["curl", "-sS", "--max-time", "5"] + list(extra)
-                      + ["http://%s:%d%s" % (OUR_IP, HTTP_PORT, path)], timeout=10)
+def _serve(board, port_no, n, tls_files=()):
+    """Start the board's microdot app (see mqtt_board.py); returns once it listens."""
+    board.proc.stdin.write(" ".join(["serve", str(port_no), str(n)] + [str(f) for f in tls_files])
+                           + "\n")
+    board.proc.stdin.flush()
+    assert board._line(20) == "SERVING"
+
+
+def _reply(board, line, timeout=20):
+    """One command to the serving board; its reply, skipping (and keeping in board.noise)
+    lines microdot or asyncio print, such as tracebacks of muted errors."""
+    board.proc.stdin.write(line + "\n")
+    board.proc.stdin.flush()
+    deadline = time.monotonic() + timeout
+    while True:
+        got = board._line(max(0.1, deadline - time.monotonic()))
+        if got.startswith(("ok", "err")):
+            return got
+        board.noise = getattr(board, "noise", []) + [got]
+
+
+def _stats(board):
+    reply = _reply(board, "stats")
+    return dict((k, int(v)) for k, v in (kv.split("=") for kv in reply.split()[1:]))
+
+
+def _tcbs_in_use(board):
+    reply = _reply(board, "tcbs")  # "ok used=U of=T tw=W"
+    return int(reply.split()[1].split("=")[1])
+
+
+def _wait_tcbs(board, want, timeout):
+    """Poll the board's TCB count until `want(used)`; the last count."""
+    deadline = time.monotonic() + timeout
+    while True:
+        used = _tcbs_in_use(board)
+        if want(used) or time.monotonic() > deadline:
+            return used
+        time.sleep(0.1)
+
+
+def _url(path, port_no=HTTP_PORT, https=False):
+    if https:
+        return "https://%s:%d%s" % (CERT_NAME, port_no, path)
+    return "http://%s:%d%s" % (OUR_IP, port_no, path)
+
+
+def _curl(linux, path, *extra, port_no=HTTP_PORT, cert=None):
+    """curl in the Linux namespace; with cert, https by name, verified against cert."""
+    tls_args = ([] if cert is None else
+                ["--cacert", str(cert), "--resolve", "%s:%d:%s" % (CERT_NAME, port_no, OUR_IP)])
+    return linux.exec(["curl", "-sS", "--max-time", "5"] + tls_args + list(extra)
+                      + [_url(path, port_no, cert is not None)], timeout=10)
 
 
 def test_microdot_answers_curl(env):
     linux, broker, board = env
     n = 200
-    board.proc.stdin.write("serve %d %d\n" % (HTTP_PORT, n))
-    board.proc.stdin.flush()
-    assert board._line(20) == "SERVING"
-    for _ in range(100):  # until the server listens
-        got = _curl(linux, "/")
-        if got.returncode == 0:
-            break
-        time.sleep(0.05)
+    _serve(board, HTTP_PORT, n)
+    got = _curl(linux, "/")
     assert got.stdout == "hello from microdot", got.stderr
     # 200 sequential requests in all, answered one after another on fresh connections
     for i in range(1, n):
@@ -186,3 +238,124 @@ def test_microdot_answers_curl(env):
         assert got.stdout.replace(" ", "") == '{"i":%d,"double":%d}' % (i, 2 * i), got.stdout
     assert board._line(20) == "ok served %d" % n
     board.cmd("connect simple board3")  # and the stack is still usable afterwards
+
+
+# ---- HTTPS, and clients that reset mid-request ---------------------------------------------
+
+CERT_NAME = "files.lan"  # the CN of test_libs_linux's certificate; curl --resolve gives our IP
+HTTPS_PORT = 8443
+ECHO_SIZE = 12000  # under microdot's default max_body_length (16 KB)
+BIG_SIZE = 256 * 1024  # GET /big/<n>: far more than our send ring holds
+
+
+@pytest.fixture
+def der(files):
+    """test_libs_linux's self-signed EC certificate (PEM, for curl and CPython) and its key,
+    as DER for the board (MicroPython's tls takes DER; it rejects this PEM key)."""
+    d, _ = files
+    openssl = netns.require_tool("openssl")
+    for argv in (["x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der"],
+                 ["pkey", "-in", "key.pem", "-outform", "DER", "-out", "key.der"]):
+        subprocess.run([openssl] + argv, cwd=d, check=True, capture_output=True, timeout=30)
+    return d
+
+
+def test_microdot_https_answers_curl(env, der):
+    linux, broker, board = env
+    _serve(board, HTTPS_PORT, 0, [der / "cert.der", der / "key.der"])
+    cert = der / "cert.pem"
+    got = _curl(linux, "/", port_no=HTTPS_PORT, cert=cert)
+    assert (got.returncode, got.stdout) == (0, "hello from microdot"), got.stderr
+    body = os.urandom(ECHO_SIZE)
+    (der / "body.bin").write_bytes(body)
+    got = _curl(linux, "/echo", "--data-binary", "@%s" % (der / "body.bin"), "-H",
+                "Content-Type: application/octet-stream", port_no=HTTPS_PORT, cert=cert)
+    assert got.stdout == "%d %s" % (ECHO_SIZE, hashlib.sha256(body).hexdigest()), got.stderr
+    n = 30  # sequential requests, a TLS handshake each
+    for i in range(n):
+        got = _curl(linux, "/n/%d" % i, port_no=HTTPS_PORT, cert=cert)
+        assert got.returncode == 0, (i, got.stderr)
+        assert got.stdout.replace(" ", "") == '{"i":%d,"double":%d}' % (i, 2 * i), got.stdout
+    stats = _stats(board)
+    assert stats["tcpPassiveOpens"] == n + 2 and stats["tcpEstabResets"] == 0, stats
+    assert _reply(board, "stop") == "ok served %d" % (n + 2)
+
+
+def _connect(linux, port_no, tls_ctx=None):
+    """A Linux socket connected to our server, whose close() sends RST (SO_LINGER 1, 0);
+    with tls_ctx, after a TLS handshake (the RST then comes without close_notify)."""
+    with netns.inside(linux):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.connect((OUR_IP, port_no))
+    if tls_ctx is not None:
+        s = tls_ctx.wrap_socket(s, server_hostname=CERT_NAME)
+    return s
+
+
+def _reset_after(s, data, read=0):
+    """Send data, read `read` bytes of the answer (if any), give the server time to take
+    what came, then reset the connection."""
+    s.sendall(data)
+    got = 0
+    deadline = time.monotonic() + 5
+    while got < read and time.monotonic() < deadline:
+        chunk = s.recv(16384)
+        assert chunk, "EOF after %d bytes" % got
+        got += len(chunk)
+    assert got >= read, got
+    time.sleep(0.15)
+    s.close()  # RST
+
+
+# What a resetting client sends before its RST: a request cut in the headers, a POST whose
+# body stops at 3000 of 10000 bytes, and a GET of a large body reset after 32 KB of it.
+HALF_REQUESTS = (
+    (b"GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n", 0),
+    (b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n" + b"x" * 3000, 0),
+    (b"GET /big/%d HTTP/1.1\r\nHost: x\r\n\r\n" % BIG_SIZE, 32768),
+)
+ROUNDS = 3
+
+
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_microdot_survives_client_resets(env, der, https):
+    linux, broker, board = env
+    port_no = HTTPS_PORT if https else HTTP_PORT
+    tls_files = [der / "cert.der", der / "key.der"] if https else []
+    cert = der / "cert.pem" if https else None
+    ctx = None
+    if https:
+        ctx = ssl.create_default_context(cafile=str(cert))
+    _serve(board, port_no, 0, tls_files)
+    got = _curl(linux, "/", port_no=port_no, cert=cert)
+    assert (got.returncode, got.stdout) == (0, "hello from microdot"), got.stderr
+    assert _wait_tcbs(board, lambda u: u == 0, 10) == 0
+    before = _stats(board)
+
+    # The count sees a connection the server holds: an idle client (over TLS: mid-handshake,
+    # a record header of a ClientHello and no more) shows as a TCB in use; then it resets.
+    s = _connect(linux, port_no)
+    s.sendall(b"\x16\x03\x01\x02\x00" if https else b"GE")
+    assert _wait_tcbs(board, lambda u: u >= 1, 5) >= 1
+    _reset_after(s, b"")
+    resets = 1
+    for _ in range(ROUNDS):
+        for data, read in HALF_REQUESTS:
+            _reset_after(_connect(linux, port_no, ctx), data, read)
+            resets += 1
+
+    # still serving, correctly, over new connections
+    got = _curl(linux, "/", port_no=port_no, cert=cert)
+    assert (got.returncode, got.stdout) == (0, "hello from microdot"), got.stderr
+    got = _curl(linux, "/big/%d" % BIG_SIZE, port_no=port_no, cert=cert)
+    assert got.stdout == "0123456789abcdef" * (BIG_SIZE // 16), (len(got.stdout), got.stderr)
+    # every TCB back in the pool (orphans and closes given a bounded time)
+    used = _wait_tcbs(board, lambda u: u == 0, 15)
+    after = _stats(board)
+    assert used == 0, (used, _reply(board, "netstat"), getattr(board, "noise", []))
+    # the resets reached our TCP on established connections, and new ones came after
+    assert after["tcpEstabResets"] - before["tcpEstabResets"] == resets, (before, after)
+    assert after["tcpPassiveOpens"] - before["tcpPassiveOpens"] == resets + 2, (before, after)
+    assert _reply(board, "stop").startswith("ok served ")
