@@ -58,3 +58,11 @@ def test_bench_tiny_writes_every_field(tmp_path):
     lan = [mpy(m) for m in ("udpsock", "nic", "dhcp", "dns", "mdns")]
     assert all(v > 0 for v in lan) and mpy("lan") == sum(lan)
     assert mpy("core") + mpy("lan") + mpy("optional") < mpy("all")  # the rest: link drivers
+
+    # Issue 12: the asyncio layer. A board loads aio.py alone; MicroPython's own Stream
+    # keeps less per connection than aio_streams' reader, writer and readline buffer.
+    assert 0 < mpy("aio") and 0 < mpy("aio_streams")
+    native = res["heap_bytes_per_conn_native_stream_unix64"]["median"]
+    ours = res["heap_bytes_per_conn_aio_streams_unix64"]["median"]
+    assert 0 < native < ours, (native, ours)
+    assert 0 < res["heap_bytes_import_aio_unix64"]["median"] < 65536

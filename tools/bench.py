@@ -397,6 +397,23 @@ def measure_lan_memory(results):
             results[k + suffix] = summary([int(v)])
 
 
+def measure_aio_memory(results):
+    """Heap kept by importing aio (and aio_streams), and per asyncio connection with
+    MicroPython's own Stream and with aio_streams (host_tests/mem_aio.py, unix port)."""
+    import mp
+
+    progress("heap of the asyncio layer: import and per connection (MicroPython unix)")
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([".frozen", ROOT,
+                                                       os.path.join(ROOT, "host_tests")]))
+    proc = subprocess.run([mp.micropython_cmd(), "host_tests/mem_aio.py"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode:
+        raise RuntimeError(proc.stdout + proc.stderr)
+    for line in proc.stdout.splitlines():
+        k, _, v = line.partition(" ")
+        results[k] = summary([int(v)])
+
+
 def measure_cpu_stack_only(results):
     """The stack's own CPU per segment on MicroPython unix, in memory (no host link)."""
     import mp
@@ -425,6 +442,9 @@ CORE = ("__init__.py", "port.py", "_checksum_viper.py", "config.py", "seq.py", "
 # The LAN services (issue 11), imported only when used: counted on their own row, not in
 # "optional".
 LAN = ("udpsock.py", "nic.py", "dhcp.py", "dns.py", "mdns.py")
+# The asyncio layer (issue 12), also on rows of its own: aio.py is what a board loads,
+# aio_streams.py only CPython and the WebAssembly port (tools/mpy.py leaves it off boards).
+ASYNCIO = ("aio.py", "aio_streams.py")
 
 
 def measure_flash(results):
@@ -450,6 +470,9 @@ def measure_flash(results):
                     core += size
                 elif rel in LAN:
                     lan += size
+                    results["mpy_bytes_%s_armv6m" % rel[:-3]] = summary([size])
+                elif rel in ASYNCIO:
+                    extra += size
                     results["mpy_bytes_%s_armv6m" % rel[:-3]] = summary([size])
                 elif not rel.startswith("link/"):
                     extra += size
@@ -530,6 +553,16 @@ ROWS = (
      None, "B", "", None),
     ("flash: optional modules (asyncio, services, trace, debug)", "mpy_bytes_optional_armv6m",
      None, "B", "", None),
+    ("  of it aio.py, what a board loads for asyncio, armv6m", "mpy_bytes_aio_armv6m", None,
+     "B", "", None),
+    ("  of it aio_streams.py, CPython/WebAssembly only, armv6m", "mpy_bytes_aio_streams_armv6m",
+     None, "B", "", None),
+    ("heap kept by import stack.aio, unix64", "heap_bytes_import_aio_unix64", None, "B", "",
+     None),
+    ("heap per asyncio connection, MicroPython's Stream, unix64",
+     "heap_bytes_per_conn_native_stream_unix64", None, "B", "", None),
+    ("heap per asyncio connection, aio_streams, unix64",
+     "heap_bytes_per_conn_aio_streams_unix64", None, "B", "", None),
     ("flash: all of stack/ with link drivers, armv6m", "mpy_bytes_all_armv6m", None, "B", "",
      None),
 )
@@ -580,6 +613,7 @@ def main(argv):
     measure_memory(results)
     measure_lan_memory(results)
     measure_cpu_stack_only(results)
+    measure_aio_memory(results)
     measure_reference("tun", mode, results)
     measure_stack("tun-cpython", mode, results)
     measure_reference("veth", mode, results)
