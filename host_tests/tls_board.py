@@ -41,14 +41,17 @@
 #       is served: listener -> accept() (INFO = the peer's port), tcp -> recv (INFO = the
 #       bytes), tls -> read (INFO = the bytes), udp -> recvfrom (INFO = the bytes); POLLERR or
 #       POLLHUP -> unregistered and closed (INFO = "-").
-#   hs port= host= n=
-#       n TLS handshakes (connect, wrap_socket CERT_REQUIRED, close) in turn: "ok MS MS ..."
+#   hs port= host= n= [nodelay=1]
+#       n TLS handshakes (connect, wrap_socket CERT_REQUIRED, close) in turn: "ok MS MS ...";
+#       nodelay=1 sets TCP_NODELAY on the socket first
 #   get url=
 #       the frozen `requests.get(url)`: "ok STATUS LENGTH SHA256 MS"
 #   tcbs
 #       drive the stack until every TCB is free again (at most 5 s): "ok FREE TOTAL"
 #   stats
 #       "ok k=v ..." (our tcp counters)
+#   mem
+#       "ok BYTES": gc.mem_free() after gc.collect()
 #   quit (or EOF)
 
 import sys
@@ -323,6 +326,8 @@ class Board:
         for _ in range(int(a["n"])):
             t0 = time.ticks_us()
             s = self.connect(int(a["port"]))
+            if a.get("nodelay") == "1":
+                s.setsockopt(self.socket.IPPROTO_TCP, self.socket.TCP_NODELAY, 1)
             try:
                 ctx.wrap_socket(s, server_hostname=a["host"]).close()
             finally:
@@ -352,6 +357,13 @@ class Board:
             net.poll()
             net.wait(10)
         return "ok %d %d" % (net.free_tcb_count(), len(net.tcbs))
+
+    def cmd_mem(self, a):
+        import gc
+
+        gc.collect()
+        gc.collect()
+        return "ok %d" % gc.mem_free()
 
     def cmd_stats(self, a):
         from stack.stats import NAMES
