@@ -18,6 +18,11 @@
 #       CERT_REQUIRED, cadata=...).
 #       host is server_hostname. Errors: "err TYPE ARGS MS" (the socket is closed either
 #       way; MS is the time the call took).
+#   idle port= host= timeout=S
+#       TLS connection to s_server -rev with the socket timeout S; read(10) with nothing
+#       sent (times out), then one line and its reversal on the same connection:
+#       "ok ERRNO MS SHA256" (the error of the first read, its duration, SHA-256 of the
+#       reversed line read back).
 #   www port= host= path= [ca=ca.der]
 #       GET path from `openssl s_server -WWW` over a CERT_REQUIRED TLS connection:
 #       "ok LENGTH SHA256" of the body.
@@ -154,6 +159,27 @@ class Board:
             t.close()
             return "ok %s %s %s %d" % (cipher[0], cipher[1], _hex(hashlib.sha256(data).digest()),
                                        _ms(t0))
+        finally:
+            s.close()
+
+    def cmd_idle(self, a):
+        import hashlib
+
+        # a read on an established TLS connection to an idle peer times out, then the same
+        # connection carries a line and its reversal
+        s = self.connect(int(a["port"]), float(a["timeout"]))
+        try:
+            t = self.wrap(s, a["host"])
+            t0 = time.ticks_ms()
+            try:
+                t.read(10)
+                return "err read returned"
+            except OSError as e:
+                first = "%s %d" % (e.args[0], _ms(t0))
+            t.write(_line(0))
+            back = t.read(len(_line(0)))
+            t.close()
+            return "ok %s %s" % (first, _hex(hashlib.sha256(back).digest()))
         finally:
             s.close()
 
