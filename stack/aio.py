@@ -409,8 +409,8 @@ if _native:  # pragma: no cover - MicroPython
                 how = self.shut
                 try:
                     await self.drain()
-                except OSError:
-                    self.out_buf = b""  # reset: this output will never go
+                except Exception:  # reset, or a failed TLS handshake (ValueError)
+                    self.out_buf = b""  # this output will never go; the close must
                 self._shut(how & ~done)
                 done = how
 
@@ -418,9 +418,12 @@ if _native:  # pragma: no cover - MicroPython
             try:
                 if how & _CLOSE:
                     self.s.close()
+                    # After a failed certificate check tls lets go of our socket without
+                    # closing it (and ours have no finaliser to do it later): close it too.
+                    self.e["socket"].close()
                 elif how & _EOF:
                     self.s.shutdown(SHUT_WR)  # an SSLSocket has none: AttributeError
-            except (OSError, AttributeError):
+            except Exception:  # OSError; ValueError from an SSLSocket after an error
                 pass
 
         async def wait_closed(self):
@@ -436,12 +439,12 @@ if _native:  # pragma: no cover - MicroPython
             self.shut |= _CLOSE
             try:
                 await self.drain()
-            except OSError:
-                pass
+            except Exception:  # as in _flush()
+                self.out_buf = b""
             linger = getattr(self.s, "lingering_close", None)  # none on an SSLSocket
             try:
                 if linger is None:
-                    self.s.close()
+                    self._shut(_CLOSE)
                 else:
                     linger(timeout_ms)
             except OSError:
