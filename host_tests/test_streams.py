@@ -251,6 +251,31 @@ def test_poll_never_connected_is_hup():
     s.close()
 
 
+def test_close_from_a_finaliser_with_the_heap_locked():
+    # An SSLSocket dropped unclosed is closed by its __del__ during gc, heap locked: the
+    # close reaches our ioctl, where sending the FIN cannot allocate. No exception may
+    # escape; the connection, an orphan by then, finishes at the next polls.
+    try:
+        from micropython import heap_lock, heap_unlock
+    except ImportError:  # CPython (the const shim) and ports without heap_lock
+        heap_lock = heap_unlock = None
+    pair = Pair()
+    c, s, lsock = pair.connect(8080)
+    c.close()  # the peer's FIN: s goes to CLOSE-WAIT
+    pair.run_until(lambda: s.state == "CLOSE-WAIT", what="CLOSE-WAIT")
+    tcb = s._tcb
+    if heap_lock is not None:
+        heap_lock()
+    try:
+        res = s.ioctl(_CLOSE, 0)
+    finally:
+        if heap_unlock is not None:
+            heap_unlock()
+    assert res == 0
+    pair.run_until(lambda: not tcb.v[1], what="the TCB back in its pool")  # IN_USE
+    assert pair.b.stats.tcpOutRsts == 0  # a FIN, late: not a reset
+
+
 def test_ioctl_poll_after_reset():
     pair, drv, c, s = _connected()
     s.abort()

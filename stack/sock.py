@@ -79,7 +79,13 @@ def stream_ioctl(sock, req, arg):
         sock._stack.poll()
         return sock.poll_flags() & (arg | POLLERR | POLLHUP)
     if req == _MP_STREAM_CLOSE:
-        sock.close()
+        try:
+            sock.close()
+        except MemoryError:
+            # From a finaliser (an SSLSocket's __del__ during gc): the heap is locked, so
+            # the FIN or RST could not be built. The socket has let go of its TCB, an
+            # orphan now, and the next poll() sends what close() could not.
+            pass
         return 0
     if req == _MP_STREAM_FLUSH:
         return 0
