@@ -61,15 +61,15 @@ def _get(agent, url, size, sha):
 def measure_tls(results, runs=3, handshakes=10):
     import mp
     import netns
-    import test_tls_linux as certs_of
+    import tlscerts
     from linux import Agent
 
     openssl = netns.require_tool("openssl")
     with tempfile.TemporaryDirectory(prefix="bench_tls") as tmp:
         d = Path(tmp)
-        certs_of._ca(d, "ca")
-        certs_of._leaf(d, "server", "server.lan", "ca")
-        certs_of._leaf(d, "board", "board.lan", "ca")
+        tlscerts.ca(d, "ca")
+        tlscerts.leaf(d, "server", "server.lan", "ca")
+        tlscerts.leaf(d, "board", "board.lan", "ca")
         shas = {}
         for name, size in (("small.bin", SMALL), ("big.bin", BIG)):
             blob = os.urandom(size)
@@ -83,7 +83,7 @@ def measure_tls(results, runs=3, handshakes=10):
             linux.run([openssl, "s_server", "-quiet", "-WWW", "-accept", str(WWW_PORT),
                        "-cert", str(d / "server.pem"), "-key", str(d / "server_key.pem")],
                       cwd=str(d), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            certs_of._wait_port(linux, WWW_PORT)
+            linux.wait_listening(WWW_PORT)
             agent = Agent([mp.micropython_cmd(), "-X", "heapsize=16M",
                            str(HERE / "tls_board.py"), "packet:" + vb, OUR_IP, LINUX_IP,
                            str(d)], ns=ours)

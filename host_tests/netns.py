@@ -33,6 +33,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
 
 import mp
@@ -200,6 +201,15 @@ class Netns:
     def run(self, argv, **popen_kwargs):
         """Start argv inside the namespace (see run_in); killed when the namespace closes."""
         return run_in(self, argv, **popen_kwargs)
+
+    def wait_listening(self, port_no, proto="tcp", tries=100):
+        """Return once something listens on port_no (`ss`), looking every 50 ms."""
+        flag = "-lun" if proto == "udp" else "-ltn"
+        for _ in range(tries):
+            if ":%d " % port_no in self.exec(["ss", flag], timeout=10).stdout:
+                return
+            time.sleep(0.05)
+        raise AssertionError("nothing listening on %s %d in %s" % (proto, port_no, self))
 
     def sysctl(self, key, value):
         # Written through /proc/sys of a process in the namespace (`ip netns exec` remounts

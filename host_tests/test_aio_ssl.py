@@ -5,7 +5,7 @@
 
 import asyncio
 
-import certs
+import tlscerts
 import mp
 import pytest
 
@@ -16,8 +16,8 @@ from stack.link.pipe import pipe
 @pytest.fixture(scope="module")
 def certdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("aio_ssl")
-    certs.ca(d, "ca")
-    certs.leaf(d, "server", "server.lan", "ca")
+    tlscerts.ca(d, "ca")
+    tlscerts.leaf(d, "server", "server.lan", "ca")
     return d
 
 

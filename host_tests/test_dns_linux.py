@@ -91,18 +91,6 @@ else:
         return netns.run_in(linux, argv, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
-    def _wait_port(linux, port_no, proto):
-        flag = "-lun" if proto == "udp" else "-ltn"
-        for _ in range(100):
-            out = subprocess.run(["ip", "netns", "exec", linux.name, "ss", flag],
-                                 capture_output=True, text=True, timeout=10).stdout
-            if ":%d " % port_no in out:
-                return
-            import time
-
-            time.sleep(0.05)
-        raise AssertionError("nothing listening on %s %d" % (proto, port_no))
-
     @pytest.fixture(params=["cpython", "micropython"])
     def stack_side(request):
         netns.require_root()
@@ -116,8 +104,8 @@ else:
             netns.run_in(linux, [sys.executable, "-m", "http.server", str(HTTP_PORT),
                                  "--bind", LINUX_IP], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
-            _wait_port(linux, 53, "udp")
-            _wait_port(linux, HTTP_PORT, "tcp")
+            linux.wait_listening(53, "udp")
+            linux.wait_listening(HTTP_PORT, "tcp")
             interp = ([mp.micropython_cmd()] if request.param == "micropython"
                       else [sys.executable, "-u"])
             argv = interp + [str(mp.HOST_TESTS / "test_dns_linux.py"), "packet:" + vb,
@@ -174,7 +162,7 @@ else:
         try:
             va, vb = netns.veth(linux, ours, addr_a=LINUX_IP + "/24")
             _dnsmasq(linux)
-            _wait_port(linux, 53, "udp")
+            linux.wait_listening(53, "udp")
             argv = [sys.executable, "-u", str(mp.HOST_TESTS / "test_dns_linux.py"),
                     "packet:" + vb, OUR_IP, DEAD_IP, LINUX_IP]
             agent = Agent(argv, ns=ours)

@@ -51,16 +51,6 @@ while True:
 """
 
 
-def _wait_port(linux, port_no, proto):
-    flag = "-lun" if proto == "udp" else "-ltn"
-    for _ in range(100):
-        out = linux.exec(["ss", flag], timeout=10).stdout
-        if ":%d " % port_no in out:
-            return
-        time.sleep(0.05)
-    raise AssertionError("nothing listening on %s %d" % (proto, port_no))
-
-
 @pytest.fixture
 def files(tmp_path):
     """tmp_path with blob.bin (1 MB of random bytes) and a self-signed cert.pem/key.pem."""
@@ -100,10 +90,10 @@ def board(files):
                   cwd=str(d), **quiet)
         linux.run([sys.executable, "-c", NTP_RESPONDER, LINUX_IP,
                    str(NTP_UNIX + NTP_DELTA)], **quiet)
-        _wait_port(linux, 53, "udp")
-        _wait_port(linux, 123, "udp")
-        _wait_port(linux, HTTP_PORT, "tcp")
-        _wait_port(linux, HTTPS_PORT, "tcp")
+        linux.wait_listening(53, "udp")
+        linux.wait_listening(123, "udp")
+        linux.wait_listening(HTTP_PORT, "tcp")
+        linux.wait_listening(HTTPS_PORT, "tcp")
         argv = [mp.micropython_cmd(), "-X", "heapsize=32M",
                 str(mp.HOST_TESTS / "libs_board.py"), "packet:" + vb, OUR_IP, LINUX_IP,
                 LINUX_IP, str(LIBDIR)]

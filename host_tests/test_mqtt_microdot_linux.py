@@ -52,15 +52,6 @@ def _board(ns, vb, extra_path):
     return Agent(argv, ns=ns)
 
 
-def _wait_port(linux, port_no):
-    for _ in range(100):
-        out = linux.exec(["ss", "-ltn"]).stdout
-        if ":%d " % port_no in out:
-            return
-        time.sleep(0.05)
-    raise AssertionError("nothing listening on tcp %d" % port_no)
-
-
 class Broker:
     def __init__(self, linux, conf_dir):
         self.linux = linux
@@ -72,7 +63,7 @@ class Broker:
     def start(self):
         self.proc = self.linux.run([netns.require_tool("mosquitto"), "-c", str(self.conf)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_port(self.linux, MQTT_PORT)
+        self.linux.wait_listening(MQTT_PORT)
 
     def stop(self):
         self.proc.terminate()

@@ -22,6 +22,7 @@ import time
 import mp
 import netns
 import pytest
+import tlscerts
 from linux import Agent
 
 LINUX_IP = "10.9.8.1"
@@ -49,57 +50,16 @@ while True:
 """
 
 
-def _openssl(*args, cwd):
-    subprocess.run([netns.require_tool("openssl")] + list(args), cwd=str(cwd), check=True,
-                   capture_output=True, timeout=30)
-
-
-def _key_and_csr(d, name, cn):
-    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-subj", "/CN=" + cn, "-keyout", name + "_key.pem", "-out",
-             name + ".csr", cwd=d)
-
-
-def _ca(d, name):
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "2", "-subj", "/CN=%s test CA" % name, "-keyout",
-             name + "_key.pem", "-out", name + ".pem", cwd=d)
-    _der(d, name)
-
-
-def _leaf(d, name, cn, ca):
-    _key_and_csr(d, name, cn)
-    (d / (name + ".ext")).write_text("basicConstraints=CA:FALSE\nsubjectAltName=DNS:%s\n" % cn)
-    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey",
-             ca + "_key.pem", "-CAcreateserial", "-days", "2", "-extfile", name + ".ext",
-             "-out", name + ".pem", cwd=d)
-    _der(d, name)
-    _openssl("pkey", "-in", name + "_key.pem", "-outform", "DER", "-out", name + "_key.der",
-             cwd=d)
-
-
-def _der(d, name):
-    _openssl("x509", "-in", name + ".pem", "-outform", "DER", "-out", name + ".der", cwd=d)
-
-
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
     """A directory with ca, other_ca, server (CN server.lan) and board (CN board.lan)."""
     d = tmp_path_factory.mktemp("tls")
-    _ca(d, "ca")
-    _ca(d, "other_ca")
-    _leaf(d, "server", "server.lan", "ca")
-    _leaf(d, "board", "board.lan", "ca")
+    tlscerts.ca(d, "ca")
+    tlscerts.ca(d, "other_ca")
+    tlscerts.leaf(d, "server", "server.lan", "ca")
+    tlscerts.leaf(d, "board", "board.lan", "ca")
     (d / "www.bin").write_bytes(os.urandom(WWW_SIZE))
     return d
-
-
-def _wait_port(linux, port_no):
-    for _ in range(100):
-        if ":%d " % port_no in linux.exec(["ss", "-ltn"], timeout=10).stdout:
-            return
-        time.sleep(0.05)
-    raise AssertionError("nothing listening on tcp %d" % port_no)
 
 
 class Env:
@@ -152,7 +112,7 @@ def env(certs):
                   cwd=str(certs), **quiet)
         linux.run([sys.executable, "-c", SILENT_SERVER, LINUX_IP, str(SILENT_PORT)], **quiet)
         for p in (REV_PORT, WWW_PORT, SILENT_PORT):
-            _wait_port(linux, p)
+            linux.wait_listening(p)
         argv = [mp.micropython_cmd(), "-X", "heapsize=16M",
                 str(mp.HOST_TESTS / "tls_board.py"), "packet:" + vb, OUR_IP, LINUX_IP,
                 str(certs)]

@@ -414,6 +414,18 @@ def measure_aio_memory(results):
         results[k] = summary([int(v)])
 
 
+def measure_tls(results, mode_name):
+    """TLS handshake and requests over HTTPS on the unix port (host_tests/bench_tls.py)."""
+    sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+    import bench_tls
+
+    progress("TLS: handshakes and requests over HTTPS (MicroPython unix, AF_PACKET)")
+    if mode_name == "tiny":
+        bench_tls.measure_tls(results, runs=1, handshakes=2)
+    else:
+        bench_tls.measure_tls(results)
+
+
 def measure_cpu_stack_only(results):
     """The stack's own CPU per segment on MicroPython unix, in memory (no host link)."""
     import mp
@@ -557,6 +569,14 @@ ROWS = (
      "B", "", None),
     ("  of it aio_streams.py, CPython/WebAssembly only, armv6m", "mpy_bytes_aio_streams_armv6m",
      None, "B", "", None),
+    ("TLS client handshake (P-256, CERT_REQUIRED), MicroPython/veth", "tls_handshake_ms",
+     None, "ms", "", None),
+    ("  the same with TCP_NODELAY (no Nagle wait between records)",
+     "tls_handshake_nodelay_ms", None, "ms", "", None),
+    ("requests.get of 1 KB over HTTPS, MicroPython/veth", "requests_small_ms", None, "ms", "",
+     None),
+    ("requests.get of 1 MB over HTTPS, MicroPython/veth", "requests_1mb_s", None, "s", "",
+     None),
     ("heap kept by import stack.aio, unix64", "heap_bytes_import_aio_unix64", None, "B", "",
      None),
     ("heap per asyncio connection, MicroPython's Stream, unix64",
@@ -614,6 +634,7 @@ def main(argv):
     measure_lan_memory(results)
     measure_cpu_stack_only(results)
     measure_aio_memory(results)
+    measure_tls(results, mode_name)
     measure_reference("tun", mode, results)
     measure_stack("tun-cpython", mode, results)
     measure_reference("veth", mode, results)

@@ -2,8 +2,8 @@
 # PEM for openssl s_server, curl and CPython's ssl; DER for MicroPython's tls. CPython only.
 # MIT licence.
 #
-#   certs.ca(d, "ca")                         -> d/ca.pem, ca.der, ca_key.pem
-#   certs.leaf(d, "server", "server.lan", "ca") -> d/server.pem, .der, _key.pem, _key.der
+#   tlscerts.ca(d, "ca")                         -> d/ca.pem, ca.der, ca_key.pem
+#   tlscerts.leaf(d, "server", "server.lan", "ca") -> d/server.pem, .der, _key.pem, _key.der
 #                                               (signed by ca, subjectAltName DNS:server.lan)
 import subprocess
 
