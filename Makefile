@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: test need demo bench fuzz mpy-check clean .venv node_modules
+.PHONY: test need demo bench fuzz mpy-check mcu mcu-test clean .venv node_modules
 
 # `need` first: on a fresh machine it installs what the tests use (root with apt-get) or
 # names what is missing in one line and stops (tools/need.sh).
@@ -16,6 +16,19 @@ test: need $(VENV_STAMP) $(NODE_STAMP)
 
 need:
 	@tools/need.sh
+
+# Bare-metal MicroPython for QEMU's Cortex-M boards (tools/mcu.py): unpack the pinned source
+# (../shared/third_party, or MICROPYTHON_SRC=), build mpy-cross and the firmware variants
+# (m0-test, m0-board, m3-test, m3-board) with stack/ and the core tests frozen. Cached by
+# input: a rerun with nothing changed builds nothing. `make test` runs them
+# (host_tests/test_mcu.py); `make mcu-test VARIANT=m0-board` runs the core tests on one.
+mcu: $(VENV_STAMP)
+	@tools/need.sh mcu
+	$(PY) tools/mcu.py build
+
+mcu-test: $(VENV_STAMP)
+	@tools/need.sh mcu
+	$(PY) tools/mcu.py test --variant $(or $(VARIANT),m0-test)
 
 demo: $(VENV_STAMP)
 	$(PY) tools/demo_net.py

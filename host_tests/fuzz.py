@@ -545,7 +545,23 @@ def _count(d, key, n=1):
 # ---- packets ---------------------------------------------------------------------------
 
 _PAT_LEN = 1600 + 256
-_PATTERNS = []
+
+
+def _patterns():
+    out = []
+    for g in range(16):
+        b = bytearray(_PAT_LEN)
+        for k in range(_PAT_LEN):
+            q = k & 255
+            b[k] = (g << 4) | ((q + (q >> 4)) & 15)
+        out.append(bytes(b))
+    return out
+
+
+# Made at import, before any Stack: made during a run, these 16 blocks kept for good would
+# sit between the freed rings and leave a board-sized heap (190 KiB) too fragmented for the
+# next scenario's 4 KiB rings.
+_PATTERNS = _patterns()
 
 
 def pattern(tag):
@@ -553,13 +569,6 @@ def pattern(tag):
     (tag << 4) | ((q + (q >> 4)) & 15) with q = k & 255, so the high nibble says whose a
     byte is and the low one where it belongs (a shift of 16 bytes shows as well as one of
     1; the pattern repeats every 256)."""
-    if not _PATTERNS:
-        for g in range(16):
-            b = bytearray(_PAT_LEN)
-            for k in range(_PAT_LEN):
-                q = k & 255
-                b[k] = (g << 4) | ((q + (q >> 4)) & 15)
-            _PATTERNS.append(bytes(b))
     return _PATTERNS[tag]
 
 
@@ -776,10 +785,18 @@ def replay_events(scn, events):
             scn.drain()
 
 
+class _Unrecorded:
+    """events for a scenario nobody will replay (a campaign): frames are not kept, which
+    on a board-sized heap (190 KiB) is the difference between fitting and not."""
+
+    def append(self, event):
+        pass
+
+
 class Scenario:
     """One fuzz run. mode "run" generates and records events; "replay" plays them back."""
 
-    def __init__(self, seed, ether=None, log=None):
+    def __init__(self, seed, ether=None, log=None, record=True):
         self.seed = seed
         self.rnd = rnd = Rand(seed)
         self.stack_rnd = Rand(seed ^ 0x5A5A)  # the stack's port.urandom
@@ -829,7 +846,7 @@ class Scenario:
         self.iss = {}  # the same key -> the stack's ISS (from its SYN)
         self.peer_isn = {}  # the same key -> the first SYN's sequence number sent to it
         self.pending = []  # frames to deliver before the next poll (ARP replies, answers)
-        self.events = []
+        self.events = [] if record else _Unrecorded()
         self.draining = False
         self.segments = 0
         self.polls = 0
@@ -1757,7 +1774,7 @@ def _label_name(wire_name):
 class LanScenario:
     """One LAN-services fuzz run (see above); replays like Scenario."""
 
-    def __init__(self, seed, log=None):
+    def __init__(self, seed, log=None, record=True):
         import test_dhcp
         import test_dns
         import test_mdns
@@ -1800,7 +1817,7 @@ class LanScenario:
         self.hist = []  # frames delivered (for replays)
         self.socks = []  # the application's UDP sockets
         self.pending = []
-        self.events = []
+        self.events = [] if record else _Unrecorded()
         self.draining = False
         self.segments = 0
         self.polls = 0
@@ -2604,11 +2621,11 @@ class LanScenario:
         replay_events(self, events)
 
 
-def make_scenario(seed, ether=None, log=None):
-    """A Scenario, or a LanScenario when ether is "lan"."""
+def make_scenario(seed, ether=None, log=None, record=True):
+    """A Scenario, or a LanScenario when ether is "lan". record=False: keep no events."""
     if ether == "lan":
-        return LanScenario(seed, log)
-    return Scenario(seed, ether, log)
+        return LanScenario(seed, log, record)
+    return Scenario(seed, ether, log, record)
 
 
 # ---- campaigns -------------------------------------------------------------------------
@@ -2631,8 +2648,9 @@ def run_campaign(seeds, ether=None, log=None, progress=None, summary=None):
     s = summary if summary is not None else Summary()
     start = port.ticks_ms()
     for seed in seeds:
+        sc = None  # the last scenario's stack and queued frames go before the next is made
         gc.collect()  # the unix port's default heap is 2 MiB
-        sc = make_scenario(seed, ether, log)
+        sc = make_scenario(seed, ether, log, record=False)  # minimise() records its own
         try:
             sc.run()
         except Failure as f:

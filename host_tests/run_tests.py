@@ -4,10 +4,15 @@
 #   micropython host_tests/run_tests.py [-v] [module ...]
 #   node host_tests/wasm_run.mjs host_tests/run_tests.py [-v] [module ...]
 #   python3 host_tests/run_tests.py [-v] [module ...]
+#   micropython -X heapsize=300k host_tests/run_tests.py --profile board [module ...]
 #
 # Collects like pytest does by default (functions named test*, classes named Test* with
 # methods named test*, each method on a fresh instance) so both see the same tests. Ends with
 # the line "N passed, N failed" and exits 1 if anything failed.
+#
+# Fixture sizes (sizing.py): a MicroPython heap under 1 MiB (a board's) gets the "board"
+# profile, which sizes the in-memory pipes and fixture Stacks to fit ~190 KiB; --profile host
+# or --profile board forces one. The emulated Cortex-M boards (tools/mcu.py) run this file.
 #
 # MicroPython has no inspect, os.path or traceback module, hence the plain string and dir()
 # work below.
@@ -79,8 +84,14 @@ def _tests(module):
             yield "%s.%s" % (mname, name), obj
 
 
-def run(names, verbose=False):
-    """Run the named test modules; return (passed, failed)."""
+def run(names, verbose=False, profile=None):
+    """Run the named test modules; return (passed, failed). profile: see sizing.py (None:
+    chosen from the heap). It must be chosen before the modules are first imported."""
+    import sizing
+
+    sizing.use(profile or sizing.auto())
+    if verbose:
+        print("fixture profile: %s" % sizing.PROFILE)
     passed = failed = 0
     for mname in names:
         try:
@@ -94,7 +105,10 @@ def run(names, verbose=False):
         for label, fn in tests:
             gc.collect()  # the unix port's default heap is only 2 MiB
             try:
-                fn()
+                try:
+                    fn()
+                finally:
+                    sizing.after_test()
             except Exception as e:
                 failed += 1
                 print("FAIL %s" % label)
@@ -109,12 +123,19 @@ def run(names, verbose=False):
 def main(argv):
     _add_paths()
     verbose = "-v" in argv
-    names = [a for a in argv if a != "-v"]
+    profile = None
+    names = []
+    args = iter(argv)
+    for a in args:
+        if a == "--profile":
+            profile = next(args, None)
+        elif a != "-v":
+            names.append(a)
     if not names:
         from host_tests import MODULES
 
         names = MODULES
-    passed, failed = run(names, verbose)
+    passed, failed = run(names, verbose, profile)
     print("%d passed, %d failed" % (passed, failed))
     if failed:
         sys.exit(1)

@@ -2,12 +2,14 @@
 # What `make test` needs from the system: install what is missing, or say what it is and stop.
 # MIT licence.
 #
-#   tools/need.sh [venv] [node] [make] [linux]      (no argument: all of them)
+#   tools/need.sh [venv] [node] [make] [linux] [mcu]      (no argument: all of them)
 #
 # venv: python3 with venv/ensurepip (Debian splits them out of python3); node: node and npm
 # (Debian's nodejs comes without npm); make; linux: the tools the tests against the Linux
 # kernel use (namespaces, veth, `ss` states, peers and probes) and tshark, which reads the
-# board's packet capture back in the firmware tests.
+# board's packet capture back in the firmware tests; mcu: QEMU and the ARM toolchain that build
+# and run bare-metal MicroPython on emulated Cortex-M boards (tools/mcu.py), installed without
+# their recommended packages (with them, about 2.5 GB more: ffmpeg, GStreamer, ...).
 #
 # Nothing missing: prints nothing, exits 0. Root with apt-get: installs the Debian packages
 # non-interactively. Otherwise: one line on stderr naming what is missing and the packages
@@ -15,16 +17,18 @@
 set -euo pipefail
 
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(venv node make linux)
+[ ${#groups[@]} -gt 0 ] || groups=(venv node make linux mcu)
 
 missing=()   # what is missing, as the user would look for it (commands)
 packages=()  # the Debian packages that provide it
+norec=()     # those of them to install with --no-install-recommends
 
 # need PACKAGE CHECK WHAT: PACKAGE is missing unless the shell command CHECK succeeds.
 need() {
     if ! eval "$2" >/dev/null 2>&1; then
         missing+=("$3")
         packages+=("$1")
+        [ "${4:-}" != norec ] || norec+=("$1")
     fi
 }
 
@@ -36,6 +40,7 @@ has() {
 detect() {
     missing=()
     packages=()
+    norec=()
     local g
     for g in "${groups[@]}"; do
         case $g in
@@ -57,7 +62,12 @@ detect() {
                     "mosquitto_sub/mosquitto_pub"
                 need openssl "has openssl" openssl
                 need tshark "has tshark" tshark ;;
-            *) echo "tools/need.sh: unknown group '$g' (venv, node, make, linux)" >&2
+            mcu)
+                need qemu-system-arm "has qemu-system-arm" qemu-system-arm norec
+                need gcc-arm-none-eabi "has arm-none-eabi-gcc" arm-none-eabi-gcc norec
+                need libnewlib-arm-none-eabi "test -e /usr/lib/arm-none-eabi/newlib/libc.a" \
+                    "newlib for arm-none-eabi" norec ;;
+            *) echo "tools/need.sh: unknown group '$g' (venv, node, make, linux, mcu)" >&2
                exit 2 ;;
         esac
     done
@@ -88,7 +98,16 @@ echo "tools/need.sh: installing ${packages[*]} (missing: $(joined "${missing[@]}
 echo "wireshark-common wireshark-common/install-setuid boolean false" \
     | debconf-set-selections 2>/dev/null || true
 apt-get update
-DEBIAN_FRONTEND=noninteractive apt-get install -y "${packages[@]}"
+rec=()
+for p in "${packages[@]}"; do
+    [[ " ${norec[*]} " == *" $p "* ]] || rec+=("$p")
+done
+if [ ${#rec[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${rec[@]}"
+fi
+if [ ${#norec[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${norec[@]}"
+fi
 
 # A package that installed but still left the command missing (renamed, diverted) is named too.
 hash -r
