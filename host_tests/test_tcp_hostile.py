@@ -4,10 +4,11 @@
 
 import struct
 
-from tcpscript import (ACK, FIN, MSS, PEER_IP, PSH, RST, STACK_IP, SYN, WND, Peer, Seg, _csum,
-                       errno_of)
+from tcpscript import (ACK, FIN, MSS, PEER_IP, PEER_PORT, PSH, RST, STACK_IP, SYN, WND, Peer,
+                       Seg, _csum, errno_of)
 
 from test_tcp_open import syn_sent
+from testing import expect_raises
 
 from stack import POLLERR, SHUT_WR, SO_ERROR, SOL_SOCKET, port
 
@@ -404,6 +405,69 @@ class TestSynFlood:
         p.iss = None
         s = p.connect()
         assert s.state == "ESTABLISHED"
+
+
+class TestCloseWaitRecycling:
+    # An application that drops a socket in CLOSE-WAIT without closing it (no finaliser on
+    # MicroPython; microdot 2.7.0 on a TLS record cut by a FIN) must not hold its TCB for
+    # ever: with the pool full, a new connection takes it once it is old enough.
+    def _dropped_close_wait(self, **kw):
+        p = Peer(tcbs=1, close_wait_recycle_ms=5000, **kw)
+        srv = p.listen(backlog=2)
+        conn = p.accept(srv)
+        p.send(Seg(FIN | ACK, 1, 1))  # the client is done; the application never closes
+        p.expect([Seg(ACK, 1, 2, wnd=WND - 1)])  # the FIN takes a place in the window
+        assert conn.state == "CLOSE-WAIT"
+        return p, srv, conn
+
+    def _syn_from(self, p, sport):
+        p.port = sport
+        p.iss = None
+        p.send(Seg(SYN, 0, mss=MSS))
+        return p.received()
+
+    def test_old_close_wait_makes_room_for_a_new_client(self):
+        p, srv, conn = self._dropped_close_wait()
+        assert self._syn_from(p, 41000) == []  # pool full, and the CLOSE-WAIT is young
+        assert p.net.stats.tcpListenDrops == 1 and p.net.stats.tcpCloseWaitRecycled == 0
+        p.advance(5001)
+        p.port = PEER_PORT
+        p.received()
+        got = self._syn_from(p, 41001)
+        # An RST to the old client (the application's socket is gone as far as it knows),
+        # and the new client's SYN,ACK.
+        assert sorted(g.flags for g in got) == sorted([RST | ACK, SYN | ACK]), got
+        assert p.net.stats.tcpCloseWaitRecycled == 1
+        with expect_raises(OSError) as e:
+            conn.recv(10)
+        assert e.exception.args[0] == port.ECONNABORTED
+        assert conn.poll_flags() & POLLERR
+        p.send(Seg(ACK, 1, 1))
+        new, addr = srv.accept()
+        assert addr == ("10.0.0.1", 41001) and new.state == "ESTABLISHED"
+        conn.close()  # the old socket's close must not touch the new connection's TCB
+        assert new.state == "ESTABLISHED"
+        new.send(b"new")
+        assert [g.data for g in p.received()] == [b"new"]
+
+    def test_close_wait_with_data_to_send_is_kept(self):
+        p, srv, conn = self._dropped_close_wait()
+        p.send(Seg(ACK, 2, 1, wnd=0))  # the client stops reading: our reply stays queued
+        conn.send(b"reply")
+        p.advance(5001)
+        p.received()
+        assert self._syn_from(p, 41002) == []
+        assert p.net.stats.tcpCloseWaitRecycled == 0 and conn.state == "CLOSE-WAIT"
+
+    def test_recycling_can_be_turned_off(self):
+        p = Peer(tcbs=1, close_wait_recycle_ms=None)
+        srv = p.listen(backlog=2)
+        conn = p.accept(srv)
+        p.send(Seg(FIN | ACK, 1, 1))
+        p.advance(600_000)
+        p.received()
+        assert self._syn_from(p, 41003) == []
+        assert conn.state == "CLOSE-WAIT"
 
 
 class TestMss:

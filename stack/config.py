@@ -30,6 +30,10 @@ FIN_TIMEOUT_MS = const(60_000)  # orphaned FIN-WAIT-2, like tcp_fin_timeout
 # Everything an orphan (closed by the application) may still take, from close() on: its
 # last data, FIN and FIN-WAIT-2 together. Linux bounds orphans by tcp_orphan_retries.
 ORPHAN_TIMEOUT_MS = const(120_000)
+# A connection the peer has finished (CLOSE-WAIT) with nothing left to send, this long,
+# may be reset when the TCB pool is full and a new connection needs a block: the
+# application may have dropped its socket unclosed (MicroPython sockets have no finaliser).
+CLOSE_WAIT_RECYCLE_MS = const(60_000)
 SYN_RETRIES = const(6)
 RETRIES = const(15)  # data/FIN retransmissions before ETIMEDOUT, like tcp_retries2
 KEEPALIVE_INTVL_MS = const(75_000)

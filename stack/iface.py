@@ -8,8 +8,8 @@ from micropython import const
 
 from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg, udp
 from .stats import Stats
-from .tcp import (CLOSED, IN_USE, LPORT, RIP_HI, RIP_LO, RPORT, STATE, STATE_NAMES,
-                  SYN_RECEIVED, TCB)
+from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, LPORT, OWNER, RIP_HI, RIP_LO, RPORT,
+                  STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
@@ -27,7 +27,7 @@ class Config:
 
     def __init__(self, msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                  fin_timeout_ms, syn_retries, retries, keepalive_ms, keepalive_intvl_ms,
-                 keepalive_probes, orphan_timeout_ms):
+                 keepalive_probes, orphan_timeout_ms, close_wait_recycle_ms):
         self.msl_ms = msl_ms
         self.rto_initial_ms = rto_initial_ms
         self.rto_min_ms = rto_min_ms
@@ -40,6 +40,7 @@ class Config:
         self.keepalive_intvl_ms = keepalive_intvl_ms
         self.keepalive_probes = keepalive_probes
         self.orphan_timeout_ms = orphan_timeout_ms
+        self.close_wait_recycle_ms = close_wait_recycle_ms  # None: never
 
 
 def _positive(name, value):
@@ -59,7 +60,8 @@ class Stack:
                  syn_retries=config.SYN_RETRIES, retries=config.RETRIES, keepalive_ms=None,
                  keepalive_intvl_ms=config.KEEPALIVE_INTVL_MS,
                  keepalive_probes=config.KEEPALIVE_PROBES,
-                 orphan_timeout_ms=config.ORPHAN_TIMEOUT_MS, hostname=None,
+                 orphan_timeout_ms=config.ORPHAN_TIMEOUT_MS,
+                 close_wait_recycle_ms=config.CLOSE_WAIT_RECYCLE_MS, hostname=None,
                  udp_sockets=config.UDP_SOCKETS, udp_queue=config.UDP_QUEUE, log=None):
         for name, value in (("tcbs", tcbs), ("rx_buf", rx_buf), ("tx_buf", tx_buf),
                             ("tw_slots", tw_slots), ("msl_ms", msl_ms),
@@ -71,6 +73,8 @@ class Stack:
             _positive(name, value)
         if keepalive_ms is not None:
             _positive("keepalive_ms", keepalive_ms)
+        if close_wait_recycle_ms is not None:
+            _positive("close_wait_recycle_ms", close_wait_recycle_ms)
         if not 0 <= prefix <= 32:
             raise ValueError("prefix must be 0..32, got %r" % (prefix,))
         mtu = link.mtu
@@ -100,7 +104,8 @@ class Stack:
         self.clock = clock if clock is not None else port.ticks_ms
         self.cfg = Config(msl_ms, rto_initial_ms, rto_min_ms, rto_max_ms, ack_delay_ms,
                           fin_timeout_ms, syn_retries, retries, keepalive_ms,
-                          keepalive_intvl_ms, keepalive_probes, orphan_timeout_ms)
+                          keepalive_intvl_ms, keepalive_probes, orphan_timeout_ms,
+                          close_wait_recycle_ms)
         self.stats = Stats()
         self.log = log  # a callable taking one line, or None
         # A callable(direction, buf, ip_offset, ip_len) seeing every TCP segment: "in" after
@@ -750,7 +755,7 @@ class Stack:
             self.stats.tcpListenDrops += 1
             return
         tcb = self.take_tcb()
-        if tcb is None and self.recycle_embryonic(None):
+        if tcb is None and (self.recycle_embryonic(None) or self.recycle_close_wait(now)):
             tcb = self.take_tcb()
         if tcb is None:
             self.stats.tcpListenDrops += 1
@@ -778,6 +783,36 @@ class Stack:
                     tcb.drop_embryonic()
                     return True
         return False
+
+    def recycle_close_wait(self, now):
+        """Make room when the TCB pool is full: reset the connection longest in CLOSE-WAIT
+        if the peer finished over close_wait_recycle_ms ago and nothing waits to be sent.
+        True if one went.
+
+        MicroPython sockets have no finaliser: an application that drops a socket without
+        closing it (microdot 2.7.0 does, when a request read fails with an error it does
+        not know, e.g. a TLS record cut by a FIN) would hold its block for ever, and a
+        client could fill the pool that way. Its socket, if still used, raises ECONNABORTED.
+        """
+        limit = self.cfg.close_wait_recycle_ms
+        if limit is None:
+            return False
+        oldest = None
+        age = limit - 1
+        for tcb in self.tcbs:
+            v = tcb.v
+            if (v[IN_USE] and v[STATE] == CLOSE_WAIT and not v[TX_COUNT]
+                    and v[CW_SINCE] is not None and port.ticks_diff(now, v[CW_SINCE]) > age):
+                oldest = tcb
+                age = port.ticks_diff(now, v[CW_SINCE])
+        if oldest is None:
+            return False
+        self.stats.tcpCloseWaitRecycled += 1
+        oldest.abort_with(now, port.ECONNABORTED)
+        owner = oldest.v[OWNER]
+        if owner is not None:
+            owner._lose(oldest)  # the socket lets go: the block is free for the new one
+        return True
 
     def process_time_wait(self, slot, seg, now):
         """A segment for a connection in TIME-WAIT (RFC 9293, RFC 1122 4.2.2.13, RFC 1337)."""

@@ -17,7 +17,7 @@ from micropython import const
 from . import ipv4, port
 from .tcp import (ACK_NOW, CLOSE_WAIT, CLOSED, ENDED, ESTABLISHED, FIN2_AT, FIN_SEQ,
                   FIN_WAIT_1, FIN_WAIT_2, IN_USE, KEEPALIVE, KEEPALIVE_AT, LAST_ACK, LPORT,
-                  NODELAY, ORPHAN, ORPHAN_AT, PARENT, RD_SHUT, RIP_HI, RIP_LO, RPORT,
+                  NODELAY, ORPHAN, ORPHAN_AT, OWNER, PARENT, RD_SHUT, RIP_HI, RIP_LO, RPORT,
                   RX_COUNT, RX_FIN, STATE, STATE_NAMES, SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
 from .tcp import SO_ERROR as _SO_ERROR_FIELD  # SO_ERROR here is the socket option
 
@@ -116,6 +116,7 @@ class Socket(_Stream):
         self._backlog_max = 0
         self._timeout_ms = -1  # -1 blocks forever, 0 is non-blocking
         self._closed = False
+        self._lost = False  # the stack took the connection back (Stack.recycle_close_wait)
         self._wr_shut = False
         self._nodelay = False
         self._keepalive = stack.cfg.keepalive_ms is not None
@@ -205,7 +206,8 @@ class Socket(_Stream):
             return POLLIN if self._accept_ready() is not None else 0
         tcb = self._tcb
         if tcb is None:
-            return POLLHUP  # never connected (lwIP says HUP too), or closed
+            # never connected (lwIP says HUP too), closed, or taken back by the stack
+            return POLLERR | POLLHUP if self._lost else POLLHUP
         v = tcb.v
         flags = 0
         if v[RX_COUNT] or v[RX_FIN] or v[RD_SHUT] or v[ENDED]:
@@ -327,6 +329,7 @@ class Socket(_Stream):
 
     def _attach(self, tcb, timeout_ms):
         self._tcb = tcb
+        tcb.v[OWNER] = self
         self._lport = tcb.v[LPORT]
         self._rip = (ipv4.ntoa(tcb.v[RIP_HI], tcb.v[RIP_LO]), tcb.v[RPORT])
         self._timeout_ms = timeout_ms
@@ -361,7 +364,8 @@ class Socket(_Stream):
                 if not lport:
                     raise _err(port.EADDRINUSE)
             tcb = st.take_tcb()
-            if tcb is None and st.recycle_embryonic(None):
+            if tcb is None and (st.recycle_embryonic(None)
+                                or st.recycle_close_wait(st.clock())):
                 tcb = st.take_tcb()  # a SYN flood must not stop us connecting out either
             if tcb is None:
                 raise _err(port.ENOBUFS)
@@ -381,7 +385,7 @@ class Socket(_Stream):
             raise _err(port.EBADF)
         tcb = self._tcb
         if tcb is None:
-            raise _err(port.ENOTCONN)
+            raise _err(port.ECONNABORTED if self._lost else port.ENOTCONN)
         return tcb
 
     def send(self, data):
@@ -599,11 +603,20 @@ class Socket(_Stream):
         if tcb is None:
             return None
         self._tcb = None
+        tcb.v[OWNER] = None
         if tcb.v[STATE] == CLOSED:
             st.free_tcb(tcb)
             return None
         tcb.make_orphan(st.clock())
         return tcb
+
+    def _lose(self, tcb):
+        """The stack took the connection back (recycle_close_wait): later calls raise
+        ECONNABORTED, and the block goes back to the pool."""
+        self._tcb = None
+        self._lost = True
+        tcb.v[OWNER] = None
+        self._stack.free_tcb(tcb)
 
     def _close_listener(self, now):
         # Connections nobody accepted are reset (RFC 9293: "pending ... are aborted").

@@ -72,6 +72,7 @@ NAMES = (
     "tcpPersistAborts",  # dropped: `retries` zero-window probes went unanswered
     "tcpOrphanTimeouts",  # reset: an orphan's total lifetime (orphan_timeout_ms) ran out
     "tcpSynFloodRecycled",  # an embryonic connection reset to make room for a new SYN
+    "tcpCloseWaitRecycled",  # an old CLOSE-WAIT connection reset to make room (pool full)
     "tcpOutOfOrderSegs",
     "tcpOutOfOrderDrops",  # no assembler range free
     "tcpListenDrops",  # SYN dropped: backlog full

@@ -105,7 +105,9 @@ TX_COUNT = const(53)
 TX_SIZE = const(54)
 SOFT_ERR = const(55)
 ORPHAN_AT = const(56)
-ASM = const(57)
+OWNER = const(57)
+CW_SINCE = const(58)
+ASM = const(59)
 _ASM_SLOTS = config.ASSEMBLER_RANGES
 N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
 
@@ -118,7 +120,7 @@ FIELDS = (
     "fin2_at", "keepalive_at", "retries", "persist_shift", "keepalive_sent", "rto_ms",
     "srtt_ms", "rttvar_ms", "rtt_at", "rtt_seq", "cwnd", "ssthresh", "dupacks", "recover",
     "in_recovery", "nodelay", "keepalive", "rx_head", "rx_count", "rx_size", "tx_head",
-    "tx_count", "tx_size", "soft_err", "orphan_at", "asm",
+    "tx_count", "tx_size", "soft_err", "orphan_at", "owner", "cw_since", "asm",
 )
 
 # Flags that rule header prediction out (ACK must be set, PSH may be).
@@ -165,6 +167,7 @@ class TCB:
         v[STATE] = CLOSED
         v[ORPHAN] = False  # the application closed its socket: no one reads or writes
         v[PARENT] = None  # the listening socket, while in its backlog
+        v[OWNER] = None  # the application's socket, while it holds the connection
         v[RIP_HI] = v[RIP_LO] = 0
         v[LPORT] = v[RPORT] = 0
         # Bases of the sequence offsets, as 16-bit halves of wire values (seq.py).
@@ -199,6 +202,7 @@ class TCB:
         v[FIN2_AT] = None
         v[KEEPALIVE_AT] = None
         v[ORPHAN_AT] = None  # an orphan's total lifetime ends here (DESIGN.md section 10)
+        v[CW_SINCE] = None  # when the peer's FIN put us in CLOSE-WAIT (not a timer)
         # Retransmissions of the oldest segment, or zero-window probes, since the peer
         # last showed it is alive; `retries` of them end the connection.
         v[RETRIES] = 0
@@ -371,6 +375,12 @@ class TCB:
         if v[STATE] == ESTABLISHED or v[STATE] == CLOSE_WAIT:
             self.stack.stats.tcpEstabResets += 1
         self._drop(0)
+
+    def abort_with(self, now, err):
+        """RST now, and the application's next call raises err."""
+        self._send_rst(now)
+        self.stack.stats.tcpEstabResets += 1
+        self._drop(err)
 
     def abort_silently(self, err):
         """End the connection with err and no word to the peer (our address is gone)."""
@@ -574,6 +584,7 @@ class TCB:
             if state == ESTABLISHED:
                 # Passive close: CLOSE-WAIT; recv() gives EOF once the ring is read.
                 self._set_state(CLOSE_WAIT)
+                v[CW_SINCE] = now
             elif state == FIN_WAIT_1:
                 # Their FIN crossed ours (not acked yet): simultaneous close, CLOSING.
                 self._set_state(CLOSING)
