@@ -14,8 +14,10 @@
 #                                once it listens, then "ok served K" when it stopped: after N
 #                                answered requests, or (N = 0) on "stop"
 #     tcbs                       "ok used=U of=T tw=W": TCBs in use, pool size, TIME-WAIT
+#                                (the stack: close_wait_recycle_ms=2000, for the test of it)
 #     stats                      "ok k=v ...": our stack's tcp counters
 #     netstat                    "ok ROW | ROW ...": stack.debug.netstat() on one line
+#     gc off|on                  gc.disable() / gc.enable(): "ok" (while serving only)
 #     quit (or EOF)
 #
 # While serving, stdin still takes "tcbs", "stats", "netstat" and "stop" (an asyncio task
@@ -34,7 +36,7 @@ def serve(argv):
     from tools.links import make_link
 
     link = make_link(argv[0])
-    net = Stack(link, ip=argv[1], prefix=24)
+    net = Stack(link, ip=argv[1], prefix=24, close_wait_recycle_ms=2000)
     broker = argv[2]
     stack.install(net)  # everything imported below runs over our stack
     got = []
@@ -164,8 +166,16 @@ def _microdot(net, port_no, n, tls_files):
                 cmd = sys.stdin.readline().strip()
                 if cmd == "stop" or not cmd:
                     break
-                sys.stdout.write(_report(net, cmd) + "\n" if cmd in ("tcbs", "stats", "netstat")
-                                 else "err unknown command\n")
+                if cmd in ("gc off", "gc on"):
+                    import gc
+
+                    gc.disable() if cmd == "gc off" else gc.enable()
+                    reply = "ok"
+                elif cmd in ("tcbs", "stats", "netstat"):
+                    reply = _report(net, cmd)
+                else:
+                    reply = "err unknown command"
+                sys.stdout.write(reply + "\n")
                 sys.stdout.flush()
             await asyncio.sleep_ms(20)
         await asyncio.sleep_ms(500)  # the last answer goes out first
