@@ -25,4 +25,5 @@ MODULES = [
     "test_dns",
     "test_dhcp",
     "test_streams",
+    "test_lan9118",
 ]
