@@ -84,9 +84,15 @@ def _tests(module):
             yield "%s.%s" % (mname, name), obj
 
 
-def run(names, verbose=False, profile=None):
+def labels(name):
+    """The labels of module name's tests, in the order run() runs them."""
+    return [label for label, _ in _tests(__import__(name))]
+
+
+def run(names, verbose=False, profile=None, only=None):
     """Run the named test modules; return (passed, failed). profile: see sizing.py (None:
-    chosen from the heap). It must be chosen before the modules are first imported."""
+    chosen from the heap). It must be chosen before the modules are first imported.
+    only: run just the test with this label (a board runs a heavy one on a fresh heap)."""
     import sizing
 
     sizing.use(profile or sizing.auto())
@@ -102,6 +108,11 @@ def run(names, verbose=False, profile=None):
             print("FAIL %s (import)" % mname)
             _print_exc(e)
             continue
+        if only is not None:
+            tests = [t for t in tests if t[0] == only]
+            if not tests:
+                failed += 1
+                print("FAIL %s (no such test)" % only)
         for label, fn in tests:
             gc.collect()  # the unix port's default heap is only 2 MiB
             try:
