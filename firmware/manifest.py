@@ -12,7 +12,10 @@
 
 import os
 
-include("$(PORT_DIR)/boards/manifest.py")
+# A port without a boards/manifest.py (ports/qemu, the emulated board) sets
+# STACK_PORT_MANIFEST=0 (tools/emuboard.py does).
+if os.environ.get("STACK_PORT_MANIFEST", "1") != "0":
+    include("$(PORT_DIR)/boards/manifest.py")
 
 board = os.environ.get("STACK_BOARD", "w5500_evb_pico")
 # All of stack/ (link/ included: the host-only links cost flash, never RAM, unless imported).

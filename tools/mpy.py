@@ -24,6 +24,7 @@ MARCH = {
     "esp32_w5500": "xtensawin",  # ESP32 (Xtensa LX6, windowed ABI)
     "host_packet": None,  # MicroPython unix port on AF_PACKET (the virtual board)
     "host_emulator": None,  # MicroPython unix port with the W5500 emulator
+    "qemu_mps2": "armv6m",  # the emulated board (Cortex-M3: loads the RP2040's armv6m code)
 }
 # Off hosts these are left out: the Linux-only links, and the asyncio streams for loops
 # whose asyncio cannot stream over our sockets (CPython, WebAssembly; stack/aio.py).
