@@ -226,9 +226,11 @@ def make_vars(variant, src):
         # The manifest require()s nothing; this folder only satisfies the port's check that
         # micropython-lib is present.
         "MPY_LIB_DIR": os.path.join(OUT, "no-micropython-lib"),
-        # One object folder per board: the test and board sizes differ only in main.c (the
-        # heap array) and the link, so build() recompiles just that when switching.
-        "BUILD": os.path.join(OUT, "obj", v["board"]),
+        # One object folder per board and source tree: the test and board sizes differ only
+        # in main.c (the heap array) and the link, so build() recompiles just that when
+        # switching; another source tree (MICROPYTHON_SRC=) gets folders of its own.
+        "BUILD": os.path.join(OUT, "obj", "%s-%s" % (
+            v["board"], hashlib.sha256(src.encode()).hexdigest()[:8])),
     }
     ld_name, _ = _ldscript(variant)
     if ld_name:
