@@ -107,7 +107,8 @@ _MII_BUSY = const(0x01)
 _MII_WRITE = const(0x02)
 
 # ---- RX and TX status and command words (DS 3.13.3, 3.12.2) -------------------------------
-_RXS_FILTER_FAIL = const(0x40000000)
+_RXS_FILTER_FAIL_HI = const(0x4000)  # bit 30, tested as (status >> 16): 0x40000000 is not a
+# small int on a 32-bit board, and `status & <big int>` would allocate on every frame
 _RXS_ES = const(0x8000)  # error summary: CRC, runt, too long, collision, watchdog, MII
 _TXS_ES = const(0x8000)
 _TXA_FIRST = const(0x2000)
@@ -310,7 +311,7 @@ class LAN9118:
                 self._resync()
                 return 0
             n = length - 4
-            if status & (_RXS_ES | _RXS_FILTER_FAIL):
+            if status & _RXS_ES or (status >> 16) & _RXS_FILTER_FAIL_HI:
                 self.rx_errors += 1
             elif n < _MIN_FRAME:
                 self.rx_runts += 1
