@@ -7,7 +7,7 @@ VENV_STAMP := $(VENV)/.requirements.stamp
 NODE_STAMP := node_modules/.package-lock.stamp
 PYTEST_ARGS ?=
 
-.PHONY: test need demo bench fuzz mpy-check mcu mcu-test clean .venv node_modules
+.PHONY: test need demo bench fuzz mpy-check mcu mcu-test romfs clean .venv node_modules
 
 # `need` first: on a fresh machine it installs what the tests use (root with apt-get) or
 # names what is missing in one line and stops (tools/need.sh).
@@ -29,6 +29,12 @@ mcu: $(VENV_STAMP)
 mcu-test: $(VENV_STAMP)
 	@tools/need.sh mcu
 	$(PY) tools/mcu.py test --variant $(or $(VARIANT),m0-test)
+
+# A ROMFS image of stack/ and a board file (BOARD, default qemu_mps2), compiled as `make mpy`
+# does, packed by `mpremote romfs build`: build/stack.romfs (or ROMFS=path). The emulated
+# board loads it with `tools/emuboard.py run --romfs build/stack.romfs` (mounted at /rom).
+romfs: $(VENV_STAMP)
+	@$(PY) tools/emuboard.py romfs --board $(or $(BOARD),qemu_mps2) -o $(or $(ROMFS),build/stack.romfs)
 
 demo: $(VENV_STAMP)
 	$(PY) tools/demo_net.py

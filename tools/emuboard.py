@@ -5,7 +5,8 @@
 #   python3 tools/emuboard.py build [--size test|board]     build (or reuse) the firmware
 #   python3 tools/emuboard.py run [--netns NS --tap TAP] [--romfs IMG] [--size ...]
 #                        start it; prints PORT=/dev/pts/N; runs until Ctrl-C, then kills QEMU
-#   python3 tools/emuboard.py romfs -o IMG        a ROMFS image of stack/ (mpremote romfs)
+#   python3 tools/emuboard.py romfs [-o IMG] [--board B]   a ROMFS image of stack/ and the
+#                        board file, compiled for B (default qemu_mps2), with mpremote romfs
 #
 # The firmware (build/emuboard/fw/qemu_mps2-<size>-<hash>.elf, cached by its inputs like
 # tools/mcu.py's) is ports/qemu for MPS2_AN385 from the pinned MicroPython source, with
@@ -125,18 +126,21 @@ def build(size="test", quiet=False):
         return fw
 
 
-def romfs(out, src_dir=None):
-    """A ROMFS image (mpremote romfs build) of src_dir, default: lib/stack/ as .mpy (armv6m,
-    compiled by tools/mpy.py) and boards/qemu_mps2, so /rom/lib/stack imports."""
+def romfs(out, src_dir=None, board=BOARD):
+    """A ROMFS image (mpremote romfs build) of src_dir; by default lib/ as `make mpy
+    BOARD=board` compiles it (stack/ and the board file as .mpy for the board's -march), so
+    on a board that mounts the image at /rom, /rom/lib/stack imports."""
     mpremote = mcu_tool("mpremote")
     if src_dir is None:
-        sys.path.insert(0, os.path.join(ROOT, "tools"))
         import mpy
 
-        mpy.build(BOARD)  # build/qemu_mps2/lib/{stack,boards}/...
-        src_dir = os.path.join(ROOT, "build", BOARD, "romfs")
+        try:
+            mpy.build(board)  # build/<board>/lib/{stack,boards}/...
+        except mpy.BuildError as e:
+            raise MCUError(str(e))
+        src_dir = os.path.join(ROOT, "build", board, "romfs")
         shutil.rmtree(src_dir, ignore_errors=True)
-        shutil.copytree(os.path.join(ROOT, "build", BOARD, "lib"),
+        shutil.copytree(os.path.join(ROOT, "build", board, "lib"),
                         os.path.join(src_dir, "lib"))
     proc = subprocess.run([mpremote, "romfs", "--no-mpy", "-o", out, "build", src_dir],
                           capture_output=True, text=True, timeout=120)
@@ -241,14 +245,15 @@ def main(argv):
     r.add_argument("--romfs", help="a ROMFS image, loaded at 0x21000000 (/rom)")
     f = sub.add_parser("romfs")
     f.add_argument("-o", "--output", default=os.path.join(ROOT, "build", "stack.romfs"))
+    f.add_argument("--board", default=BOARD)
     f.add_argument("dir", nargs="?", help="folder to pack (default: lib/ of make mpy "
-                   "BOARD=qemu_mps2)")
+                   "BOARD=<board>)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "build":
             print(os.path.relpath(build(args.size), ROOT))
         elif args.cmd == "romfs":
-            out = romfs(args.output, args.dir)
+            out = romfs(args.output, args.dir, args.board)
             print("romfs: %s (%d bytes)" % (os.path.relpath(out, ROOT), os.path.getsize(out)))
         else:
             with EmuBoard(args.size, args.netns, args.tap, args.mac, args.romfs) as board:
