@@ -40,6 +40,9 @@ LINUX_IP = "10.9.6.1"
 HOSTNAME = "emu1"
 TOOL_TIMEOUT_S = 120
 MIB = 1024 * 1024
+# The firmware's heap: "test" (2 MiB) and "board" (190 KiB, an RP2040's): the whole module
+# runs on each (EMUBOARD_SIZES=test picks one).
+SIZES = tuple(s for s in os.environ.get("EMUBOARD_SIZES", "test,board").split(",") if s)
 
 
 def run(argv, timeout=TOOL_TIMEOUT_S):
@@ -47,15 +50,16 @@ def run(argv, timeout=TOOL_TIMEOUT_S):
 
 
 class Rig:
-    def __init__(self, tmp):
+    def __init__(self, tmp, size):
         netns.require_root()
+        self.size = size
         netns.require_tool("curl")
         self.times = {}
         self.linux = netns.Netns().open()
         self.board = None
         try:
             t0 = time.monotonic()
-            fw = emuboard.build("test", quiet=True)
+            fw = emuboard.build(size, quiet=True)
             self.times["build"] = time.monotonic() - t0
             self.tap = netns.ifname("t")
             self.linux.ip("tuntap", "add", "dev", self.tap, "mode", "tap")
@@ -68,7 +72,7 @@ class Rig:
                 "--dhcp-range=10.9.6.50,10.9.6.60,255.255.255.0,2m",
                 "--dhcp-leasefile=" + os.path.join(tmp, "leases")],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.board = emuboard.EmuBoard("test", netns=self.linux.name, tap=self.tap, fw=fw,
+            self.board = emuboard.EmuBoard(size, netns=self.linux.name, tap=self.tap, fw=fw,
                                            log=os.path.join(tmp, "qemu.log"))
             self.board.start()
             # The firmware's default config (IP = None: a lease at boot), our host name.
@@ -116,9 +120,9 @@ class Rig:
             self.linux.close()
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory):
-    r = Rig(str(tmp_path_factory.mktemp("emuboard")))
+@pytest.fixture(scope="module", params=SIZES)
+def rig(request, tmp_path_factory):
+    r = Rig(str(tmp_path_factory.mktemp("emuboard")), request.param)
     yield r
     r.close()
 
@@ -135,8 +139,8 @@ def test_deploy_with_dhcp_then_ping_and_curl(rig):
     out = rig.linux.exec(["curl", "-sS", "--max-time", "20", "http://%s/" % rig.ip])
     assert out.returncode == 0, out.stderr + rig.why()
     assert "Hello from a TCP/IP stack in Python" in out.stdout
-    print("emuboard: build %.1f s, deploy (copy + reset + DHCP) %.1f s"
-          % (rig.times["build"], rig.times["deploy"]))
+    print("emuboard %s: build %.1f s, deploy (copy + reset + DHCP) %.1f s"
+          % (rig.size, rig.times["build"], rig.times["deploy"]))
 
 
 def _start_echo(rig):
@@ -161,7 +165,7 @@ def _echo_round(rig, size):
 
     def reader():
         try:
-            while True:
+            for _ in range(size):  # bounded; each recv also times out (20 s)
                 chunk = s.recv(65536)
                 if not chunk:
                     break
@@ -187,8 +191,19 @@ def test_echo_one_mib_each_way_with_sha256(rig):
     data, back, dt = _echo_round(rig, MIB)
     assert len(back) == MIB, len(back)
     assert hashlib.sha256(back).hexdigest() == hashlib.sha256(data).hexdigest()
-    print("emuboard: 1 MiB each way through echo in %.1f s (%.0f KiB/s each way)"
-          % (dt, 1024 / dt))
+    print("emuboard %s: 1 MiB each way through echo in %.1f s (%.0f KiB/s each way)"
+          % (rig.size, dt, 1024 / dt))
+
+
+def _read_to_eof(s, limit=1 << 20):
+    # Until the peer's FIN; bounded in bytes, and in time by the socket's timeout.
+    data = b""
+    while len(data) <= limit:
+        chunk = s.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+    raise AssertionError("more than %d bytes and no FIN" % limit)
 
 
 def _ss(rig, port):
@@ -219,12 +234,7 @@ def test_close_modes_seen_by_ss(rig):
     lport = s.getsockname()[1]
     s.sendall(b"x" * 1000)
     s.shutdown(socket.SHUT_WR)
-    got = b""
-    while len(got) < 1001:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
+    got = _read_to_eof(s)
     assert got == b"x" * 1000
     s.close()
     assert _wait_ss(rig, lport, ["TIME-WAIT"]) == ["TIME-WAIT"]
@@ -235,12 +245,7 @@ def test_close_modes_seen_by_ss(rig):
     s.connect((rig.ip, 80))
     lport = s.getsockname()[1]
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
+    data = _read_to_eof(s)
     assert data.startswith(b"HTTP/1.0 200 OK"), data
     assert _wait_ss(rig, lport, ["CLOSE-WAIT"]) == ["CLOSE-WAIT"]
     s.close()
@@ -289,12 +294,7 @@ def test_netstat_tool_shows_a_live_connection(rig):
         assert "== stats" in out.stdout and "tcpPassiveOpens" in out.stdout
         # The board resumed serving: the same connection still answers.
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = _read_to_eof(s)
         assert data.startswith(b"HTTP/1.0 200 OK") and data.endswith(b"</html>\n"), data
     finally:
         s.close()
@@ -307,7 +307,7 @@ def _tshark(path, *args):
 
 def test_pcap_pulled_over_the_pty_reads_in_tshark(rig, tmp_path):
     netns.require_tool("tshark")
-    out = rig.tool("pcap_pull.py", "--start", "--size", "32768")
+    out = rig.tool("pcap_pull.py", "--start", "--size", "8192")  # fits a 190 KiB heap
     assert out.returncode == 0, out.stdout + out.stderr + rig.why()
     got = rig.linux.exec(["curl", "-sS", "--max-time", "20", "http://%s/" % rig.ip])
     assert got.returncode == 0 and "Hello" in got.stdout, got.stderr
