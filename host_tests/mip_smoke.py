@@ -120,8 +120,13 @@ def core():
 
     assert hasattr(w5500, "W5500"), dir(w5500)
     assert port.CHECKSUM_KERNEL == "viper", port.CHECKSUM_KERNEL
+    # The LAN9118 driver (the emulated board's) and its viper FIFO kernels.
+    from stack.link import _lan9118_viper, lan9118
+
+    assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.usocket", "stack._checksum_viper"):
+              "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
+              "stack.link._lan9118_viper"):
         _where(m)
 
 

@@ -36,12 +36,13 @@ PACKAGES = (
     # module of stack.install() resolves through it, dotted quads too), so they are core
     # although tools/bench.py counts them with the LAN services; both load only when used.
     ("core", "the stack and its socket API: TCP and UDP sockets, getaddrinfo and the DNS "
-     "resolver, `import socket` through stack.install(); the W5500 driver for boards and "
-     "the in-memory link",
+     "resolver, `import socket` through stack.install(); the W5500 and LAN9118 drivers for "
+     "boards and the in-memory link",
      ("__init__.py", "_checksum_viper.py", "port.py", "config.py", "seq.py", "ringbuf.py",
       "assembler.py", "timewait.py", "stats.py", "ipv4.py", "tcpseg.py", "tcp.py",
       "ether.py", "arp.py", "icmp.py", "iface.py", "sock.py", "udp.py", "udpsock.py",
-      "dns.py", "usocket.py", "link/__init__.py", "link/w5500.py", "link/pipe.py"),
+      "dns.py", "usocket.py", "link/__init__.py", "link/w5500.py", "link/pipe.py",
+      "link/lan9118.py", "link/_lan9118_viper.py"),
      ()),
     ("lan", "the network.LAN interface, loaded when used: active(), isconnected(), "
      "ifconfig(), ipconfig(), config(); the DHCP client and the mDNS responder",
