@@ -52,6 +52,7 @@ def run(argv, timeout=TOOL_TIMEOUT_S):
 class Rig:
     def __init__(self, tmp, size):
         netns.require_root()
+        netns.require_tun()  # QEMU's tap backend
         self.size = size
         netns.require_tool("curl")
         self.times = {}
