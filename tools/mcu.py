@@ -356,6 +356,17 @@ def qemu_cmd(variant, fw):
     return cmd + ["-kernel", fw]
 
 
+def _die_with_parent():
+    # In the child before exec: SIGKILL QEMU if we die first (a CI timeout, kill -9), so no
+    # orphan spins a core. Linux only; elsewhere the context manager still stops it.
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover
+        pass
+
+
 class BoardTimeout(MCUError):
     pass
 
@@ -381,7 +392,8 @@ class Qemu:
     def start(self):
         self._lock = self._lock or _locked(os.path.join(OUT, "qemu.lock"))
         self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         self.buf = b""
         self.enter_raw()
 
@@ -490,7 +502,10 @@ def _run_isolated(q, m, verbose):
     outs = []
     passed = failed = 0
     for label in labels:
-        q.soft_reset()
+        try:
+            q.soft_reset()
+        except MCUError:
+            q.restart()
         out = _exec(q, RUN_ONE % (m, verbose, label))
         res = parse_result(out)
         if res is None:
