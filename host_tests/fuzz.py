@@ -785,6 +785,30 @@ def replay_events(scn, events):
             scn.drain()
 
 
+class _Recorded:
+    """A scenario's events in lists of at most 64: recording never asks for one block of
+    more than a few hundred bytes (one list of several hundred events does, and a board's
+    190 KiB heap, left in small pieces by a run, may not have it)."""
+
+    def __init__(self):
+        self._chunks = [[]]
+
+    def append(self, event):
+        c = self._chunks[-1]
+        if len(c) == 64:
+            c = []
+            self._chunks.append(c)
+        c.append(event)
+
+    def __len__(self):
+        return sum(len(c) for c in self._chunks)
+
+    def __iter__(self):
+        for c in self._chunks:
+            for event in c:
+                yield event
+
+
 class _Unrecorded:
     """events for a scenario nobody will replay (a campaign): frames are not kept, which
     on a board-sized heap (190 KiB) is the difference between fitting and not."""
@@ -846,7 +870,7 @@ class Scenario:
         self.iss = {}  # the same key -> the stack's ISS (from its SYN)
         self.peer_isn = {}  # the same key -> the first SYN's sequence number sent to it
         self.pending = []  # frames to deliver before the next poll (ARP replies, answers)
-        self.events = [] if record else _Unrecorded()
+        self.events = _Recorded() if record else _Unrecorded()
         self.draining = False
         self.segments = 0
         self.polls = 0
@@ -1818,7 +1842,7 @@ class LanScenario:
         self.hist = []  # frames delivered (for replays)
         self.socks = []  # the application's UDP sockets
         self.pending = []
-        self.events = [] if record else _Unrecorded()
+        self.events = _Recorded() if record else _Unrecorded()
         self.draining = False
         self.segments = 0
         self.polls = 0
@@ -2709,7 +2733,7 @@ def minimise(seed, ether, kind):
         pass
     finally:
         sc.close()
-    events = sc.events
+    events = list(sc.events)
     # The failing event is the last recorded: nothing after it matters.
     n = 2
     while len(events) >= 2:

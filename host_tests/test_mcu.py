@@ -37,9 +37,6 @@ VARIANTS = tuple(v for v in os.environ.get("MCU_VARIANTS", "m0-test,m0-board,m3-
 _HEAP = "needs more contiguous heap than a 190 KiB board has: "
 _AIO = ("test_aio.py is another engineer's file in progress; to fit, it should size its "
         "payloads by sizing.PROFILE")
-_REPLAY = ("the recorded scenario keeps every event (a tuple and a frame copy each) "
-           "between the run's short-lived allocations, and its replay runs beside it: the "
-           "heap is left in pieces under 1.5 KB (fuzz.py's recording, not the stack)")
 KNOWN_FAILURES = {
     ("board", "test_aio.test_echo_messages_and_200k"): _HEAP + "a 200 KB payload. " + _AIO,
     ("board", "test_aio.test_aio_streams_where_asyncio_has_streams"):
@@ -50,8 +47,6 @@ KNOWN_FAILURES = {
         _HEAP + "a 256 KB payload and 32 KiB rings. " + _AIO,
     ("board", "test_aio.test_drain_waits_down_to_write_buf"):
         _HEAP + "its sink's read() to EOF joins 15 KB in one block. " + _AIO,
-    ("board", "test_fuzz.test_same_seed_same_run"): _HEAP + _REPLAY,
-    ("board", "test_fuzz.test_lan_same_seed_same_run"): _HEAP + _REPLAY,
 }
 
 _problem = mcu.prerequisites()
