@@ -13,6 +13,7 @@
 
 import asyncio
 
+import sizing
 from testing import expect_raises
 
 try:
@@ -24,7 +25,14 @@ from stack import Stack, aio, port, services
 from stack.link.pipe import pipe
 
 _TIMEOUT_S = 30
-_BULK = 200 * 1024
+# Payloads and rings sized for a host, or (the "board" fixture profile, sizing.py) for a
+# 190 KiB heap, where the two stacks also get 2 TCBs each: every payload stays at least
+# twice the 4 KiB send ring, so the same things wait.
+_BOARD = sizing.PROFILE == "board"
+_BULK = 16 * 1024 if _BOARD else 200 * 1024
+_BIG_WRITES = (9 * 1024, 10 * 1024) if _BOARD else (16 * 1024, 64 * 1024)
+_ECHO_RX, _ECHO_CHUNK, _ECHO_SIZE = ((8 * 1024, 8 * 1024, 16 * 1024) if _BOARD else
+                                     (32 * 1024, 16 * 1024, 256 * 1024))
 
 
 class _Waking:
@@ -110,7 +118,9 @@ def _nets(links="wake", **server_kw):
     elif links == "fd":
         a, b = _FdLink(a, _doorbell()), _FdLink(b, _doorbell())
         a.peer, b.peer = b, a
-    client = Stack(a, ip="10.0.0.1")
+    if _BOARD and "tcbs" not in server_kw:
+        server_kw["tcbs"] = 2
+    client = Stack(a, ip="10.0.0.1", **({"tcbs": 2} if _BOARD else {}))
     server = Stack(b, ip="10.0.0.2", **server_kw)
     if links == "wake":
         a.peer_net, b.peer_net = server, client
@@ -238,7 +248,7 @@ def test_echo_messages_and_200k():
             got = bytearray(_BULK)
 
             async def send():
-                await w.awrite(data)  # 50 times the send ring: waits for room as it goes
+                await w.awrite(data)  # 4 or 50 times the send ring: waits for room
                 w.write_eof()
 
             async def receive():
@@ -465,12 +475,12 @@ def test_big_writes_are_accepted_whole():
         async with await aio.start_server(server, await _sink(got), "0.0.0.0", 9):
             r, w = await aio.open_connection(client, "10.0.0.2", 9)
             sent = []
-            for n in (16 * 1024, 64 * 1024):
+            for n in _BIG_WRITES:
                 data = port.urandom(n)
                 before = w.get_write_buffer_size()
                 w.write(data)  # no ENOBUFS: what the ring cannot take waits queued
                 assert w.get_write_buffer_size() >= before + n - 4096
-                await w.drain()  # had to wait: 12 or 60 KiB were over the high-water mark
+                await w.drain()  # had to wait: n - 4 KiB were over the high-water mark
                 assert w.get_write_buffer_size() <= aio.WRITE_BUF
                 sent.append(data)
             w.write_eof()  # FIN once the queue is in the ring
@@ -558,10 +568,10 @@ def _drain_waits_down_to_write_buf():
 
 def test_echo_service_with_16k_reads_does_not_reset():
     # A host-sized receive ring (32 KiB) feeding a 4 KiB send ring: each 16 KiB read is
-    # written back whole. Before writes were queued, this write raised ENOBUFS and the
+    # written back whole (8 KiB and 8 KiB on a board-sized heap). Before writes were queued, this write raised ENOBUFS and the
     # handler closed with unread data: a reset.
-    client, server = _nets(tcbs=2, rx_buf=32 * 1024, tx_buf=4096)
-    size = 256 * 1024
+    client, server = _nets(tcbs=2, rx_buf=_ECHO_RX, tx_buf=4096)
+    size = _ECHO_SIZE
     chunk = services._CHUNK
 
     async def main():
@@ -593,7 +603,7 @@ def test_echo_service_with_16k_reads_does_not_reset():
             await w.wait_closed()
         await _until(lambda: _pools_free(client, server), "every TCB back in its pool")
 
-    services._CHUNK = 16 * 1024  # the service's read size (a module constant)
+    services._CHUNK = _ECHO_CHUNK  # the service's read size (a module constant)
     try:
         _run(main, client, server)
     finally:

@@ -478,9 +478,10 @@ print('%%d passed, %%d failed' %% (_p, _f))
 LIST_TESTS = "import run_tests\nfor _l in run_tests.labels(%r): print(_l)\n"
 
 # Modules whose tests each get a fresh heap on the board-sized builds: the fuzz campaigns
-# hold a scenario's stack, frames and history, which fragment 190 KiB enough that what is
-# left over from the module's earlier tests decides whether a 1.4 KB block is still free.
-ISOLATED = {"test_fuzz"}
+# hold a scenario's stack, frames and history, and test_aio two stacks, an asyncio run and
+# payloads of several KiB; both fragment 190 KiB enough that what the module's earlier tests
+# left behind decides whether a large block is still free.
+ISOLATED = {"test_fuzz", "test_aio"}
 
 
 def _exec(q, code):
