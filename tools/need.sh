@@ -85,6 +85,10 @@ detect
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     if [ "$(id -u)" != 0 ] && command -v apt-get >/dev/null; then
         how="run make as root to install them, or: sudo apt-get install ${packages[*]}"
+        if [ ${#norec[@]} -gt 0 ]; then
+            # The QEMU/ARM packages: without --no-install-recommends they bring ~2.5 GB more.
+            how="$how (--no-install-recommends for ${norec[*]})"
+        fi
     else
         how="install them with your package manager (on Debian: apt-get install ${packages[*]})"
     fi
