@@ -33,17 +33,9 @@ VARIANTS = tuple(v for v in os.environ.get("MCU_VARIANTS", "m0-test,m0-board,m3-
 # Known failures: (heap, test label) -> why, where heap is "board" (the 190 KiB builds) or
 # "test" (2 MiB). Each fails on those builds for a reason the fixture profile cannot fix: a
 # test that cannot fit the heap, or a stack bug (none so far). A listed test that passes
-# fails the run too, so the list can only shrink; the reasons are reported in issue 13.
-_HEAP = ("needs a 15-16 KB block while two stacks and an asyncio run hold the rest of a "
-         "190 KiB heap in smaller pieces: ")
-KNOWN_FAILURES = {
-    ("board", "test_aio.test_aio_streams_where_asyncio_has_streams"):
-        _HEAP + "the 16 KiB payload, with aio_streams' classes",
-    ("board", "test_aio.test_big_writes_are_accepted_whole"):
-        _HEAP + "its sink's read() to EOF joins 19 KiB",
-    ("board", "test_aio.test_drain_waits_down_to_write_buf"):
-        _HEAP + "its sink's read() to EOF joins 15 KB",
-}
+# fails the run too, so the list can only shrink. Empty: the whole core suite passes on
+# every build, the 190 KiB ones included.
+KNOWN_FAILURES = {}
 
 _problem = mcu.prerequisites()
 if _problem:
