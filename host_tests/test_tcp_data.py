@@ -154,6 +154,54 @@ class TestEstablishedData:
         assert [g.data for g in got] == [b"a", b"b"], got
 
 
+class TestIdlePoll:
+    # poll() scans the connections only when something changed or a deadline came
+    # (iface.py `dirty`, `due_at`): an idle poll must not cost one scan per connection,
+    # and nothing the application does may wait for a deadline to be seen.
+
+    def test_idle_poll_does_not_scan_connections(self):
+        p = Peer()
+        s = p.connect()
+        p.expect_nothing()
+        calls = [0]
+        tcb = s._tcb
+        real = tcb.on_timer
+
+        def counted(now):
+            calls[0] += 1
+            real(now)
+
+        tcb.on_timer = counted
+        for _ in range(20):
+            p.net.poll()
+        assert calls[0] == 0
+        p.send(Seg(ACK | PSH, 1, 1, data=b"x"))  # a frame: this poll looks
+        assert calls[0] == 1
+        assert s.recv(10) == b"x"
+
+    def test_idle_poll_reports_and_runs_the_earliest_deadline(self):
+        p = Peer(keepalive_ms=10000, keepalive_intvl_ms=1000, keepalive_probes=2)
+        s = p.connect()
+        p.expect_nothing()
+        due = p.net.poll()
+        assert 0 < due <= 10000
+        assert p.net.poll() == due  # the same deadline, from the last scan
+        p.expect_nothing(due - 1)
+        p.advance(1)
+        p.expect([Seg(ACK, 0, 1, wnd=WND)])  # the keepalive probe, on time
+        assert s.state == "ESTABLISHED"
+
+    def test_nodelay_set_later_releases_what_nagle_held(self):
+        p = Peer()
+        s = p.connect()
+        s.send(b"a")
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"a")])
+        s.send(b"b")  # held: "a" is not acknowledged yet (Nagle)
+        p.expect_nothing()
+        s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: the next poll sends it
+        p.expect([Seg(ACK | PSH, 2, 1, wnd=WND, data=b"b")])
+
+
 class TestRecovery:
     def test_established_newreno_partial_ack_resends_next_hole(self):
         p = Peer()

@@ -118,6 +118,11 @@ class Stack:
         # Called by poll() after input, before output: an application reacting here to
         # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
         self.after_input = None
+        # poll() scans connections, TIME-WAIT and ARP only when `dirty` (a frame came, or
+        # the application or a service changed something: tcp.py and sock.py set it) or at
+        # `due_at`, the earliest deadline its last scan found (ticks; None for none).
+        self.dirty = True
+        self.due_at = None
         # IP-only links (TUN) carry packets at offset 0; Ethernet links after a header.
         self.mac = link.mac
         if hostname is None:
@@ -312,6 +317,7 @@ class Stack:
             n = link.recv_into(rxbuf)
             if not n:
                 break
+            self.dirty = True
             if self.capture is not None:
                 self.capture(0, rxbuf, n)
             if self.mac:
@@ -336,6 +342,28 @@ class Stack:
                 i += 1
             if gen == self.addr_gen:
                 break
+        # The connections, TIME-WAIT and ARP are scanned only when something may have
+        # changed them (a frame, an application call: `dirty`) or their earliest deadline
+        # has come; otherwise that deadline, kept from the last scan, is all poll() needs.
+        # An idle poll with connections open then costs what one with none does.
+        due = self.due_at
+        if not self.dirty and (due is None or port.ticks_diff(due, now) > 0):
+            if due is not None:
+                due = port.ticks_diff(due, now)
+                if best is None or due < best:
+                    best = due
+            return 0 if busy else best
+        left = self._scan(now)
+        self.dirty = False
+        self.due_at = None if left is None else port.ticks_add(now, left)
+        if left is not None and (best is None or left < best):
+            best = left
+        return 0 if busy else best
+
+    def _scan(self, now):
+        """Run the connections' due timers and output, expire TIME-WAIT, send ARP requests;
+        ms until the earliest of their deadlines, or None."""
+        best = None
         for tcb in self.tcbs:
             if tcb.v[IN_USE]:
                 tcb.on_timer(now)
@@ -357,7 +385,7 @@ class Stack:
             left = self.arp.next_due_ms(now)
             if left is not None and (best is None or left < best):
                 best = left if left > 0 else 0
-        return 0 if busy else best
+        return best
 
     def wait(self, ms):
         """Sleep up to ms, waking early when the link has a frame (if it has a fileno)."""
@@ -961,6 +989,7 @@ class Stack:
                     self.stats.ipOutNoRoutes += 1
                     return
             else:
+                self.dirty = True  # an ARP request to resend on time (poll's scan)
                 i, ask = self.arp.start(nh_hi, nh_lo, now, low)
                 if i < 0 or not self.arp.enqueue(i, buf, n, low):
                     self.stats.arpQueueDrops += 1

@@ -151,6 +151,7 @@ class Socket(_Stream):
             self._nodelay = bool(value)
             if self._tcb:
                 self._tcb.v[NODELAY] = self._nodelay
+                self._stack.dirty = True  # Nagle may have held data back: poll() sends it
         elif level == SOL_SOCKET and opt == SO_KEEPALIVE:
             if value and self._stack.cfg.keepalive_ms is None:
                 raise ValueError("keepalive needs Stack(keepalive_ms=...)")

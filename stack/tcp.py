@@ -266,6 +266,7 @@ class TCB:
         self._start(rip_hi, rip_lo, lport, rport, now)
         v[SND_HI], v[SND_LO] = self.stack.isn(rip_hi, rip_lo, lport, rport, now)
         self.stack.stats.tcpActiveOpens += 1
+        self.stack.dirty = True
         self._set_state(SYN_SENT)
         self.output(now)
 
@@ -307,6 +308,7 @@ class TCB:
         v = self.v
         n = ringbuf.write_at(self.txb, v[TX_HEAD], v[TX_COUNT], 0, data)
         v[TX_COUNT] += n
+        self.stack.dirty = True  # data to send: poll() must look (iface.py)
         return n
 
     def read_into(self, dest):
@@ -340,6 +342,7 @@ class TCB:
         """The application let go: the connection finishes alone, within a lifetime."""
         v = self.v
         v[ORPHAN] = True
+        self.stack.dirty = True
         # Retries and timeouts bound each wait, but a peer that keeps answering (a zero
         # window, an ACK of one byte a minute) could hold the slot for ever: cap the total.
         v[ORPHAN_AT] = port.ticks_add(now, self.stack.cfg.orphan_timeout_ms)
@@ -347,6 +350,7 @@ class TCB:
     def close_send(self, now):
         """No more data from the application: queue our FIN after what is in the ring."""
         v = self.v
+        self.stack.dirty = True
         s = v[STATE]
         if s == SYN_SENT:
             self._drop(0)
@@ -398,6 +402,7 @@ class TCB:
     def _drop(self, err):
         """To CLOSED: timers off, and the pool slot back if the application let go."""
         v = self.v
+        self.stack.dirty = True
         self._set_state(CLOSED)
         if err:
             v[ENDED] = err
