@@ -344,7 +344,8 @@ def build(variant, quiet=False):
 
 # --- running ---------------------------------------------------------------------------------
 
-def qemu_cmd(variant, fw):
+def qemu_cmd(variant, fw, extra_args=()):
+    """QEMU's command line; extra_args (e.g. ("-icount", "shift=0")) go before -kernel."""
     v = VARIANTS[variant]
     cmd = ["qemu-system-arm", "-nographic", "-monitor", "null", "-semihosting",
            "-serial", "stdio"]
@@ -353,7 +354,7 @@ def qemu_cmd(variant, fw):
                 "-global", "nrf51-soc.sram-size=%d" % v["sram"]]
     else:
         cmd += ["-machine", "mps2-an385"]
-    return cmd + ["-kernel", fw]
+    return cmd + list(extra_args) + ["-kernel", fw]
 
 
 def _die_with_parent():
@@ -375,9 +376,9 @@ class Qemu:
     """One emulated board, driven through its raw REPL on QEMU's stdio. Use as a context
     manager: QEMU is killed on exit, whatever happened."""
 
-    def __init__(self, variant, fw):
+    def __init__(self, variant, fw, extra_args=()):
         self.variant = variant
-        self.cmd = qemu_cmd(variant, fw)
+        self.cmd = qemu_cmd(variant, fw, extra_args)
         self.proc = None
         self.buf = b""
         self._lock = None

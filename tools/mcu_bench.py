@@ -1,0 +1,418 @@
+# Instructions the stack costs on the emulated Cortex-M0 (QEMU -icount: ticks_us counts them).
+# CPython only. MIT licence.
+#
+#   python3 tools/mcu_bench.py [--profile] [--iters N] [--variant m0-board] [--json]
+#
+# Runs the m0-board firmware (micro:bit machine, Cortex-M0 = the RP2040's ARMv6-M, 190 KiB heap,
+# stack/ frozen with the armv6m viper checksum; tools/mcu.py builds it, cached, a relink when
+# stack/ changed) under `qemu-system-arm -icount shift=0`. There every guest instruction takes
+# 1 ns of virtual time, so time.ticks_us() on the board reads thousands of instructions
+# executed (../shared/reference/MCU-EMULATION.md 7). Instruction counts, not cycles: QEMU
+# models no flash wait states, no XIP cache, no pipeline; a deterministic proxy for CPU cost.
+#
+# On the board, two Stacks joined by the in-memory pipe link (Ethernet frames, as a MACRAW
+# W5500 or the LAN9118 hands them over), virtual clock, random seeded, so a run repeats:
+#   seg_in      one 1460-byte segment taken in (poll: frame in, ACK out when due) and read by
+#               the application with recv_into into a preallocated buffer (no SHA-256)
+#   seg_out     one 1460-byte segment sent (send() of 1460 bytes with TCP_NODELAY) and the
+#               ACKs that come back for it (the sender's poll)
+#   idle0/idle4 one poll() with nothing due: a stack with no socket; a server with its
+#               listener and 4 idle established connections
+#   conn        one connection opened and closed: connect, accept, close both ends, the
+#               client's TIME-WAIT record made and expired; both stacks' polls counted
+# "stack only" figures have the pipe's own instructions taken off (its send and recv_into,
+# measured per call on the board: empty, ACK-sized and 1514-byte frames); "_pipe" figures keep
+# them (what the stack plus a cheapest possible link costs). The cost of reading ticks_us
+# around each measured section (an empty section, measured) is subtracted from every figure.
+#
+# --profile breaks one segment in and one out down by function: every function and method of
+# the stack's modules (and the pipe's) is wrapped with a ticks_us-measuring wrapper; self =
+# inclusive minus the callees', the wrappers' own cost calibrated and taken off. The wrappers
+# disturb what they measure (allocation, a call layer): read the shares, not the last digit.
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mcu  # noqa: E402
+
+VARIANT = "m0-board"
+ICOUNT = ("-icount", "shift=0")
+TIMEOUT_S = 600
+
+# What runs on the board. P (parameters) is prepended. Lines "key value" come back.
+BOARD = r"""
+import gc, time, random
+from stack import Stack
+from stack.link.pipe import pipe
+_tu = time.ticks_us
+td = time.ticks_diff
+
+
+def tu():
+    # ticks_us, read twice until two readings agree: at a millisecond edge the port's
+    # ticks_us (milliseconds from the SysTick interrupt plus the counter's value) now and
+    # then reads 1000 us off under -icount, which would move a millisecond between sections.
+    a = _tu()
+    b = _tu()
+    while td(b, a) > 2 or td(b, a) < 0:
+        a = b
+        b = _tu()
+    return b
+MACS = (b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02")
+clock = [0]
+
+
+def now():
+    return clock[0]
+
+
+def out(k, v):
+    print(k, v)
+
+
+def ins(k, v):
+    # ticks_us under -icount shift=0 counts thousands of instructions.
+    print(k, v * 1000)
+
+
+CHUNK = 25  # measured rounds between two gc.collect()s
+
+
+def empty_section(n):
+    # What one measured section costs around an empty body: from the first ticks_us's
+    # sample to the second's, as in the loops below.
+    acc = 0
+    for k in range(n):
+        if k % CHUNK == 0:
+            gc.collect()
+        t0 = tu()
+        t1 = tu()
+        acc += td(t1, t0)
+    return acc / n
+
+
+def make_pair(tcbs, rx, tx):
+    random.seed(1)  # the stacks' secrets, hence ports and ISNs: the same every run
+    clock[0] = 0
+    a, b = pipe(mtu=1500, depth=4, macs=MACS)
+    na = Stack(a, ip="10.0.0.1", clock=now, tcbs=tcbs, rx_buf=rx, tx_buf=tx, tw_slots=4)
+    nb = Stack(b, ip="10.0.0.2", clock=now, tcbs=tcbs, rx_buf=rx, tx_buf=tx, tw_slots=4)
+    return na, nb, a, b
+
+
+P_COUNT = [0]  # polls made by step()
+
+
+def step(na, nb, k=1):
+    P_COUNT[0] += 2 * k
+    for _ in range(k):
+        na.poll()
+        nb.poll()
+        clock[0] += 1
+
+
+def connect(na, nb, srv, port_no, nodelay=False):
+    c = na.socket()
+    c.setblocking(False)
+    if nodelay:
+        c.setsockopt(6, 1, 1)  # TCP_NODELAY: one send() of 1460 bytes is one segment
+    try:
+        c.connect(("10.0.0.2", port_no))
+    except OSError:
+        pass
+    for _ in range(50):
+        step(na, nb)
+        try:
+            s, _ = srv.accept()
+            s.setblocking(False)
+            return c, s
+        except OSError:
+            pass
+    raise RuntimeError("no connection")
+
+
+def listen(nb, port_no):
+    srv = nb.socket()
+    srv.setblocking(False)
+    srv.bind(("0.0.0.0", port_no))
+    srv.listen(4)
+    return srv
+
+
+def link_costs(n, E):
+    # The pipe's own cost per call, measured alone: send and recv_into of a 1514-byte
+    # frame and of a 54-byte one (an ACK), and a recv_into that finds nothing.
+    a, b = pipe(mtu=1500, depth=4, macs=MACS)
+    buf = bytearray(1514)
+    big = memoryview(bytearray(1514))
+    small = memoryview(bytearray(54))
+    res = {}
+    for name, frame in (("data", big), ("ack", small)):
+        ts = tr = 0
+        for k in range(n):
+            if k % CHUNK == 0:
+                gc.collect()
+            t0 = tu()
+            a.send(frame)
+            t1 = tu()
+            b.recv_into(buf)
+            t2 = tu()
+            ts += td(t1, t0)
+            tr += td(t2, t1)
+        res["send_" + name] = ts / n - E
+        res["recv_" + name] = tr / n - E
+    te = 0
+    for k in range(n):
+        if k % CHUNK == 0:
+            gc.collect()
+        t0 = tu()
+        b.recv_into(buf)
+        t1 = tu()
+        te += td(t1, t0)
+    res["recv_empty"] = te / n - E
+    return res
+
+
+def segments(n, warm, E, L):
+    na, nb, la, lb = make_pair(2, 4096, 4096)
+    srv = listen(nb, 9)
+    c, s = connect(na, nb, srv, 9, nodelay=True)
+    data = memoryview(bytearray(1460))
+    sink = bytearray(1460)
+
+    def one():
+        c.send(data)
+        nb.poll()
+        s.recv_into(sink)
+        clock[0] += 1
+        na.poll()
+
+    for _ in range(warm):
+        one()
+    sa0, sb0 = la.sent, lb.sent
+    snd = rcv = alloc = 0
+    for k in range(n):
+        if k % CHUNK == 0:
+            # No garbage collection inside the measured rounds: the figures are the stack's
+            # own work; what it allocates is counted apart (alloc_per_round).
+            if k:
+                alloc += gc.mem_alloc() - m0
+            gc.collect()
+            m0 = gc.mem_alloc()
+        t0 = tu()
+        c.send(data)
+        t1 = tu()
+        nb.poll()
+        s.recv_into(sink)
+        t2 = tu()
+        clock[0] += 1
+        t3 = tu()
+        na.poll()
+        t4 = tu()
+        snd += td(t1, t0) + td(t4, t3)
+        rcv += td(t2, t1)
+    alloc += gc.mem_alloc() - m0
+    fa, fb = la.sent - sa0, lb.sent - sb0  # frames A sent (data), B sent (ACKs)
+    if fa != n:
+        raise RuntimeError("%d segments for %d sends" % (fa, n))
+    snd_pipe = snd / n - 2 * E
+    rcv_pipe = rcv / n - E
+    # A: sends fa data frames, takes fb ACK frames in, one empty recv_into per poll.
+    link_a = (fa * L["send_data"] + fb * L["recv_ack"] + n * L["recv_empty"]) / n
+    link_b = (fb * L["send_ack"] + fa * L["recv_data"] + n * L["recv_empty"]) / n
+    ins("seg_out_pipe", snd_pipe)
+    ins("seg_in_pipe", rcv_pipe)
+    ins("seg_out", snd_pipe - link_a)
+    ins("seg_in", rcv_pipe - link_b)
+    out("acks_per_seg", fb / n)
+    out("alloc_per_round", alloc / n)
+    c.close()
+    s.close()
+    srv.close()
+
+
+def empty_loop(m):
+    # A for loop of m rounds doing nothing, timed as one section (see polls()).
+    gc.collect()
+    t0 = tu()
+    for _ in range(m):
+        pass
+    t1 = tu()
+    return td(t1, t0)
+
+
+def polls(st, m, E, L):
+    # m polls timed as one section: ticks_us's 1000-instruction steps matter little over
+    # the whole; the empty loop's own cost and the empty recv_into of each poll come off.
+    gc.collect()
+    a0 = gc.mem_alloc()
+    t0 = tu()
+    for _ in range(m):
+        st.poll()
+    t1 = tu()
+    alloc = gc.mem_alloc() - a0
+    return (td(t1, t0) - empty_loop(m)) / m - L["recv_empty"], alloc / m
+
+
+def idle(m, E, L):
+    na, nb, la, lb = make_pair(4, 1024, 1024)
+    step(na, nb, 3)
+    t, a = polls(nb, m, E, L)
+    ins("idle0", t)
+    srv = listen(nb, 80)
+    conns = [connect(na, nb, srv, 80) for _ in range(4)]
+    step(na, nb, 1000)  # delayed ACKs and anything else due: over
+    for name, st in (("idle4", nb), ("idle4_client", na)):
+        t, a = polls(st, m, E, L)
+        ins(name, t)
+        out(name + "_alloc", a)
+    for c, s in conns:
+        c.close()
+        s.close()
+
+
+def conn_cycle(n, E, L):
+    na, nb, la, lb = make_pair(2, 1024, 1024)
+    srv = listen(nb, 80)
+    step(na, nb, 3)
+
+    def cycle():
+        c, s = connect(na, nb, srv, 80)
+        # The client closes first and holds TIME-WAIT (closing both at once is a
+        # simultaneous close, another path), then the server.
+        c.close()
+        step(na, nb, 2)
+        s.close()
+        polls = 1
+        while na.free_tcb_count() < 2 or nb.free_tcb_count() < 2:
+            step(na, nb)
+            polls += 1
+            if polls > 20:
+                raise RuntimeError("close: %r %r" % (na.connections(), nb.connections()))
+        clock[0] += 61000  # past 2 MSL: the TIME-WAIT record expires at the next poll
+        step(na, nb)
+
+    cycle()
+    t = 0
+    frames = la.sent + lb.sent
+    polls0 = P_COUNT[0]
+    for _ in range(n):
+        gc.collect()
+        t0 = tu()
+        cycle()
+        t1 = tu()
+        t += td(t1, t0)
+    frames = la.sent + lb.sent - frames
+    if na.free_tcb_count() < 2 or nb.free_tcb_count() < 2 or na.tw.used or nb.tw.used:
+        raise RuntimeError("left over: %r %r" % (na.connections(), nb.connections()))
+    polls = (P_COUNT[0] - polls0) / n
+    ins("conn_pipe", t / n - E)
+    out("conn_frames", frames / n)
+    out("conn_polls", polls)
+    # The pipe's part: every frame sent and taken in (all ACK-sized, SYNs a few bytes more),
+    # one empty recv_into per poll.
+    ins("conn", t / n - E - frames / n * (L["send_ack"] + L["recv_ack"])
+        - polls * L["recv_empty"])
+
+
+E = empty_section(2000)
+ins("empty_section", E)
+L = link_costs(P["calib"], E)
+for k in sorted(L):
+    ins("pipe_" + k, L[k])
+if "seg" in P["what"]:
+    segments(P["iters"], P["warm"], E, L)
+if "idle" in P["what"]:
+    idle(P["idle_iters"], E, L)
+if "conn" in P["what"]:
+    conn_cycle(P["conn_iters"], E, L)
+gc.collect()
+out("heap_free", gc.mem_free())
+"""
+
+
+def board_code(params, body=BOARD):
+    return "P = %r\n%s" % (params, body)
+
+
+def run_board(code, variant=VARIANT, fw=None):
+    """Run code on the board under -icount; return {key: float} of its "key value" lines."""
+    fw = fw or mcu.build(variant, quiet=True)
+    with mcu.Qemu(variant, fw, extra_args=ICOUNT) as q:
+        out, err = q.exec(code, timeout_s=TIMEOUT_S)
+    if err.strip():
+        raise mcu.MCUError("board error:\n%s%s" % (out, err))
+    res = {}
+    for line in out.splitlines():
+        m = re.fullmatch(r"(\w+) (-?[\d.e+-]+)", line.strip())
+        if m:
+            res[m.group(1)] = float(m.group(2))
+    return res, out
+
+
+def measure(iters=200, what=("seg", "idle", "conn"), variant=VARIANT, fw=None):
+    params = {"iters": iters, "warm": 40, "idle_iters": max(50, iters * 3),
+              "conn_iters": max(2, iters // 10), "calib": max(100, iters * 2), "what": list(what)}
+    res, _ = run_board(board_code(params), variant, fw)
+    return res
+
+
+# Rows of the report: key, label, budget (instructions) or None.
+FIGURES = (
+    ("seg_in", "1460-byte segment in, with its ACK share, stack only", 100000),
+    ("seg_out", "1460-byte segment out, stack only", 100000),
+    ("seg_in_pipe", "1460-byte segment in, with the in-memory pipe link", None),
+    ("seg_out_pipe", "1460-byte segment out, with the in-memory pipe link", None),
+    ("idle0", "idle poll(), no connection", None),
+    ("idle4", "idle poll(), server with 4 idle connections", 5000),
+    ("idle4_client", "idle poll(), client with 4 idle connections", None),
+    ("conn", "connection opened and closed (both ends, TIME-WAIT)", None),
+)
+
+
+def report(res):
+    lines = ["%-58s %12s %10s" % ("Cortex-M0 (m0-board), instructions", "count", "budget")]
+    for key, label, budget in FIGURES:
+        if key in res:
+            lines.append("%-58s %12.0f %10s" % (label, res[key],
+                                                 "<= %d" % budget if budget else ""))
+    extra = ", ".join("%s %.0f" % (k, res[k]) for k in sorted(res)
+                      if k.startswith("pipe_") or k in ("empty_section",))
+    lines.append("(ACKs per segment %.2f; per call: %s)" % (res.get("acks_per_seg", 0), extra))
+    return "\n".join(lines)
+
+
+def main(argv):
+    ap = argparse.ArgumentParser(description="Instruction counts on the emulated Cortex-M0")
+    ap.add_argument("--iters", type=int, default=200, help="segments measured (default 200)")
+    ap.add_argument("--variant", default=VARIANT, choices=sorted(mcu.VARIANTS))
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--profile", action="store_true",
+                    help="per-function breakdown of one segment in and one out")
+    args = ap.parse_args(argv)
+    problem = mcu.prerequisites()
+    if problem:
+        print("mcu_bench: skipped: %s" % problem, file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    try:
+        res = measure(args.iters, variant=args.variant)
+    except mcu.MCUError as e:
+        print("mcu_bench: %s" % e, file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(res, indent=1, sort_keys=True))
+    else:
+        print(report(res))
+        print("(%s, %d segments, %.1f s)" % (args.variant, args.iters, time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
