@@ -24,10 +24,15 @@
 #
 # Fault hooks for tests (attributes; see W5500Emulator.__init__): version, version_zero_reads,
 # cmd_busy_reads, reset_busy_reads, corrupt_next_header, rsr_tear_frames, tx_stall,
-# phy_link, imr_gates_ir. Misuse by the driver is counted, not raised: a test asserts that
-# the counters in `errors()` stay zero.
+# phy_link, imr_gates_ir. Timing a real chip has and the model leaves out unless a test asks
+# (../shared/reference/W5500-REVIEW.md D1, D2, D5, D8): reset_zero_reads / reset_zero_ms
+# (registers read 0 for a while after MR.RST), cmd_latency_reads / cmd_latency_us (Sn_SR
+# lags OPEN and CLOSE), send_timeouts (a SEND ends with Sn_IR.TIMEOUT), wire_bps (a SEND
+# takes the frame's wire time). Misuse by the driver is counted, not raised: a test asserts
+# that the counters in `errors()` stay zero.
 
 try:
+    from time import ticks_add as _ticks_add
     from time import ticks_diff as _ticks_diff
     from time import ticks_us as _ticks_us
 except ImportError:  # CPython
@@ -38,6 +43,9 @@ except ImportError:  # CPython
 
     def _ticks_diff(a, b):
         return a - b
+
+    def _ticks_add(a, b):
+        return a + b
 
 
 # ---- constants (DS 4.1 Common Registers, 4.2 Socket Registers; ref 2, 3) ------------------
@@ -71,6 +79,7 @@ CR_CLOSE = 0x10
 CR_SEND = 0x20
 CR_RECV = 0x40
 IR_SEND_OK = 0x10
+IR_TIMEOUT = 0x08
 IR_RECV = 0x04
 SR_CLOSED = 0x00
 SR_MACRAW = 0x42
@@ -205,6 +214,18 @@ class W5500Emulator:
         self.tx_stall = False  # SEND is taken but not finished until release_tx()
         self.phy_link = phy_link  # PHYCFGR.LNK; frames neither arrive nor leave when False
         self.imr_gates_ir = False  # True: Sn_IR bits latch only if set in Sn_IMR (DS wording)
+        # After MR.RST the chip needs time before it answers (IDF PR #11337: "wait at least
+        # 10ms"; Linux and Zephyr wait 5 ms): every common and socket register reads 0 for
+        # this many reads and/or this many ms; a write then is lost (counted as in_reset).
+        self.reset_zero_reads = 0
+        self.reset_zero_ms = 0
+        # Sn_CR clears when the chip takes a command, but OPEN and CLOSE are still being
+        # processed (w5500.h Sn_CR): Sn_SR shows the old state for this many Sn_SR reads
+        # and/or this many us. A command written meanwhile counts as cmd_in_progress.
+        self.cmd_latency_reads = 0
+        self.cmd_latency_us = 0
+        self.send_timeouts = 0  # the next this many SENDs end with Sn_IR.TIMEOUT, unsent
+        self.wire_bps = 0  # > 0: SEND_OK comes (n + 24) * 8 / wire_bps s after SEND (D8)
         self.on_transmit = None
         self.sent = []
         # Counters: traffic, and what a test wants to see stay at 0 (errors()).
@@ -216,6 +237,9 @@ class W5500Emulator:
         self.rx_dropped = 0  # frames dropped: socket not open, no link, too long
         self.rx_padded = 0  # short frames padded to 60 as the wire would have
         self.tx_frames = 0
+        self.tx_padded = 0  # SENDs under 60 bytes, padded by the MAC (not misuse: D3)
+        self.tx_timeouts = 0  # SENDs ended with Sn_IR.TIMEOUT (send_timeouts)
+        self.reset_zero_hits = 0  # register reads answered 0 after MR.RST (reset_zero_*)
         self.tx_dropped_link = 0  # SENDs swallowed while the link was down
         self.hard_resets = 0
         self.soft_resets = 0
@@ -230,7 +254,7 @@ class W5500Emulator:
         self.err_bad_cmd = 0  # a command the socket's state does not allow, or unknown
         self.err_send_busy = 0  # SEND while the previous SEND had not finished
         self.err_tx_oversize = 0  # SEND of more than 1514 bytes
-        self.err_tx_short = 0  # SEND of fewer than 60 bytes (padded here)
+        self.err_cmd_in_progress = 0  # a command while OPEN/CLOSE still showed the old Sn_SR
         self.err_recv_past_wr = 0  # RECV with RX_RD beyond RX_WR
         self.err_buf_config = 0  # buffer sizes not in 0,1,2,4,8,16 or summing above 16
         self._sel = False
@@ -239,6 +263,8 @@ class W5500Emulator:
         self._ctrl = 0
         self._rst_low_at = None
         self._ready_at = None
+        self._zero_reads = 0
+        self._zero_until = None
         self.txmem = bytearray(MEM_SIZE)
         self.rxmem = bytearray(MEM_SIZE)
         self._power_on()
@@ -269,6 +295,10 @@ class W5500Emulator:
         self.rx_size = self.tx_size = 2048
         self._tx_pending = False
         self._held = None
+        self._tx_due = None  # wire_bps: when the held SEND finishes (ticks_us)
+        self._sr_old = 0  # cmd_latency_*: what Sn_SR shows until OPEN/CLOSE completes
+        self._sr_lag_reads = 0
+        self._sr_lag_until = None
 
     def _rst_changed(self, v):
         now = _ticks_us()
@@ -354,6 +384,8 @@ class W5500Emulator:
                 for i in range(n):
                     miso[i] = 0
             return
+        if self._tx_due is not None and _ticks_diff(_ticks_us(), self._tx_due) >= 0:
+            self.release_tx()  # wire_bps: the frame has left by now
         self.spi_bytes += n
         i = 0
         while i < n and self._hdr_n < 3:
@@ -375,6 +407,19 @@ class W5500Emulator:
             return
         count = n - i
         block = self._ctrl >> 3
+        if (block == 0 or block & 3 == 1) and self._booting():
+            # Just after MR.RST: registers read 0 and writes are lost (reset_zero_*).
+            if self._ctrl & 0x04:
+                self.err_in_reset += 1
+            else:
+                self.reset_zero_hits += 1
+                if self._zero_reads:
+                    self._zero_reads -= 1
+            if miso is not None:
+                for j in range(i, n):
+                    miso[j] = 0
+            self._addr = (self._addr + count) & 0xFFFF
+            return
         if self._ctrl & 0x04:  # RWB = 1: write
             data = memoryview(mosi)[i:n] if mosi is not None else bytes([fill]) * count
             self._write_block(block, self._addr, data)
@@ -522,6 +567,19 @@ class W5500Emulator:
         busy = self.reset_busy_reads
         self._power_on()
         self._mr_busy = busy
+        self._zero_reads = self.reset_zero_reads
+        self._zero_until = (_ticks_add(_ticks_us(), self.reset_zero_ms * 1000)
+                            if self.reset_zero_ms else None)
+
+    def _booting(self):
+        # The window after MR.RST in which the chip answers 0 (reset_zero_reads/_ms).
+        if self._zero_reads:
+            return True
+        if self._zero_until is not None:
+            if _ticks_diff(self._zero_until, _ticks_us()) > 0:
+                return True
+            self._zero_until = None
+        return False
 
     # ---- socket registers (DS 4.2) ---------------------------------------------------------
 
@@ -560,6 +618,10 @@ class W5500Emulator:
                 return s[SN_CR]
             s[SN_CR] = 0  # cleared once the chip has taken the command
             return 0
+        if a == SN_SR and self._sr_lagging():
+            if self._sr_lag_reads:
+                self._sr_lag_reads -= 1
+            return self._sr_old  # OPEN/CLOSE taken (Sn_CR is 0) but not yet done
         if a in (SN_TX_FSR, SN_TX_FSR + 1):
             return self._byte(self._fsr(), a - SN_TX_FSR)
         if a in (SN_TX_RD, SN_TX_RD + 1):
@@ -576,6 +638,15 @@ class W5500Emulator:
         if a in (SN_RX_WR, SN_RX_WR + 1):
             return self._byte(self.rx_wr, a - SN_RX_WR)
         return s[a] if a < len(s) else 0
+
+    def _sr_lagging(self):
+        if self._sr_lag_reads:
+            return True
+        if self._sr_lag_until is not None:
+            if _ticks_diff(self._sr_lag_until, _ticks_us()) > 0:
+                return True
+            self._sr_lag_until = None
+        return False
 
     @staticmethod
     def _byte(v, i):
@@ -614,12 +685,22 @@ class W5500Emulator:
             elif cmd:
                 self.err_bad_cmd += 1  # only socket 0 (MACRAW) is modelled
             return
-        if cmd == CR_OPEN:
-            self._open()
-        elif cmd == CR_CLOSE:
-            s[SN_SR] = SR_CLOSED
-            self._tx_pending = False
-            self._held = None
+        if cmd and self._sr_lagging():
+            self.err_cmd_in_progress += 1  # the last OPEN/CLOSE has not finished (Sn_SR)
+        if cmd == CR_OPEN or cmd == CR_CLOSE:
+            old = s[SN_SR]
+            if cmd == CR_OPEN:
+                self._open()
+            else:
+                s[SN_SR] = SR_CLOSED
+                self._tx_pending = False
+                self._held = None
+                self._tx_due = None
+            if (self.cmd_latency_reads or self.cmd_latency_us) and old != s[SN_SR]:
+                self._sr_old = old
+                self._sr_lag_reads = self.cmd_latency_reads
+                self._sr_lag_until = (_ticks_add(_ticks_us(), self.cmd_latency_us)
+                                      if self.cmd_latency_us else None)
         elif cmd == CR_SEND:
             self._send()
         elif cmd == CR_RECV:
@@ -662,12 +743,16 @@ class W5500Emulator:
         s[SN_SR] = SR_MACRAW
         self._tx_pending = False
         self._held = None
+        self._tx_due = None
 
     def _send(self):
         """SEND (DS 4.2 Sn_CR, Sn_TX_WR/Sn_TX_RD; ref 4 "Transmit").
 
         The bytes from TX_RD to TX_WR leave as one frame; TX_RD catches up and Sn_IR.SEND_OK
-        is set. Without a link it never finishes (the ESP-IDF stall, inferred).
+        is set (after the frame's wire time if wire_bps is set; with Sn_IR.TIMEOUT instead,
+        the frame unsent, while send_timeouts lasts). A frame under 60 bytes is padded: Linux,
+        ESP-IDF and MicroPython hand 42-byte ARP frames to SEND (review D3). Without a link
+        it never finishes (the ESP-IDF stall, inferred).
         """
         s = self.sock[0]
         if s[SN_SR] != SR_MACRAW:
@@ -687,7 +772,7 @@ class W5500Emulator:
             self.err_tx_oversize += 1
             frame = frame[:MAX_FRAME]
         elif n < MIN_FRAME:
-            self.err_tx_short += 1  # the MAC pads (inferred, ref 4); the driver should
+            self.tx_padded += 1  # the MAC pads (real drivers rely on it, review D3)
             frame = frame + bytes(MIN_FRAME - n)
         self._held = (bytes(frame), wr)
         self._tx_pending = True
@@ -697,8 +782,24 @@ class W5500Emulator:
             self.tx_dropped_link += 1
             self._held = None
             return
-        if not self.tx_stall:
-            self.release_tx()
+        if self.send_timeouts:
+            # Sn_IR.TIMEOUT: the SEND is over, the frame did not go (ioLibrary's sendto,
+            # Zephyr and njh treat it so; review D5).
+            self.send_timeouts -= 1
+            self.tx_timeouts += 1
+            self._held = None
+            self._tx_pending = False
+            self.tx_rd = wr
+            self._set_ir(IR_TIMEOUT)
+            return
+        if self.tx_stall:
+            return
+        if self.wire_bps:
+            # Preamble, SFD, FCS and the inter-frame gap: 24 bytes more than the frame.
+            us = (len(frame) + 24) * 8 * 1000000 // self.wire_bps
+            self._tx_due = _ticks_add(_ticks_us(), us)
+            return
+        self.release_tx()
 
     def release_tx(self):
         """Finish a SEND held by tx_stall: the frame leaves, SEND_OK is set."""
@@ -706,6 +807,7 @@ class W5500Emulator:
             return
         frame, wr = self._held
         self._held = None
+        self._tx_due = None
         self._tx_pending = False
         self.tx_rd = wr
         self.tx_frames += 1
@@ -808,7 +910,7 @@ class W5500Emulator:
             "bad_cmd": self.err_bad_cmd,
             "send_busy": self.err_send_busy,
             "tx_oversize": self.err_tx_oversize,
-            "tx_short": self.err_tx_short,
+            "cmd_in_progress": self.err_cmd_in_progress,
             "recv_past_wr": self.err_recv_past_wr,
             "buf_config": self.err_buf_config,
         }

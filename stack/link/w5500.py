@@ -13,7 +13,7 @@
 #
 # The link contract (DESIGN.md 4): mtu, mac, recv_into(buf) -> int (non-blocking, 0 when
 # nothing waits), send(buf). There is no fileno(): a board loop polls (the INT pin makes an
-# idle poll free, see below).
+# idle poll free, see below), and irq(handler) lets stack/aio.py sleep until INTn falls.
 #
 # SPI cost (what bounds a board at a given clock). A "transaction" is one CS-low frame: a
 # 3-byte header (16-bit offset, control byte) then data (DS p.13-14, ref 1). Steady state
@@ -29,7 +29,8 @@
 #   Sn_RX_RD, RECV and the Sn_CR check once for the whole batch (6 transactions and 28 bytes
 #   + the frame for one short frame; one Sn_CR read more after a SEND; with the INT pin two
 #   more: Sn_CR/Sn_IR/Sn_SR and clearing Sn_IR). RX_RD is cached too.
-# - idle poll: 0 transactions with the INT pin (INTn high = nothing pending), else 1 (RX_RSR
+# - idle poll: 0 transactions with the INT pin (INTn high = no frame: only RECV is enabled in
+#   Sn_IMR, so a finished SEND does not pull it low), else 1 (RX_RSR
 #   read once: a torn read of a growing counter, MSB first, can only come out low, so a 0
 #   is safe to believe and only a non-zero value needs the second read).
 # Every transfer goes straight between the chip and a preallocated buffer or the caller's
@@ -42,8 +43,10 @@
 # MACRAW has no overrun counter, so this counts the times drops were possible, not frames
 # lost), corrupt length headers (rx_resyncs: RX_RD = RX_WR, RECV), frames too
 # long for the caller's buffer (rx_too_long), socket 0 found not in MACRAW and reopened
-# (reopens), commands the chip did not take in time (cmd_timeouts). Set-up failures (no
-# chip, wrong version) raise OSError with what was read.
+# (reopens; reopen_fails when it would not open: tried again at the next chance), SENDs
+# that ended with Sn_IR.TIMEOUT instead of SEND_OK (tx_timeouts; the frame may not have
+# left), commands the chip did not take or finish in time (cmd_timeouts). Set-up failures
+# (no chip, wrong version, socket 0 will not open) raise OSError with what was read.
 
 from micropython import const
 
@@ -67,7 +70,8 @@ _VERSIONR = const(0x0039)  # always 0x04 on a W5500
 _MR_RST = const(0x80)
 _RTR_RESET = const(0x07D0)
 _VERSION = const(0x04)
-_PHY_LNK = const(0x01)
+_MR_PB = const(0x10)  # ping block: Linux, Zephyr and ESP-IDF set it after MR.RST
+_PHY_OK = const(0x81)  # PHYCFGR: b7 RST = 1 (PHY not held in reset, ESP-IDF) and b0 LNK
 
 # ---- socket registers (DS 4.2 Socket Registers; ref 3) -------------------------------------
 _SN_MR = const(0x00)
@@ -90,6 +94,7 @@ _CR_CLOSE = const(0x10)
 _CR_SEND = const(0x20)
 _CR_RECV = const(0x40)
 _IR_SEND_OK = const(0x10)
+_IR_TIMEOUT = const(0x08)  # a SEND that ended without SEND_OK (ioLibrary, Zephyr: done)
 _IR_RECV = const(0x04)
 _SR_CLOSED = const(0x00)
 _SR_MACRAW = const(0x42)
@@ -128,6 +133,7 @@ class W5500:
         self._cs = getattr(cs, "value", cs)  # Pin.value, or any callable taking 0/1
         self._rst = None if rst is None else getattr(rst, "value", rst)
         self._int = None if int_pin is None else getattr(int_pin, "value", int_pin)
+        self._int_pin = int_pin
         self._mode = _MR_MACRAW | (_MR_MFEN if mfen else 0) | (_MR_MIP6B if block_ipv6 else 0)
         self.tx_timeout_ms = tx_timeout_ms
         self.cmd_timeout_ms = cmd_timeout_ms
@@ -160,6 +166,7 @@ class W5500:
         self._tx_sent_at = 0
         self._cr_dirty = False  # a command was written and Sn_CR not yet seen back at 0
         self._link = True  # last PHYCFGR.LNK seen (assumed up until a send says otherwise)
+        self._opened = False  # socket 0 open in MACRAW and its pointers read (_open)
         # Counters (see the top of the file); `stats` returns them as a dict.
         self.spi_transactions = 0
         self.spi_bytes = 0
@@ -175,6 +182,8 @@ class W5500:
         self.rx_resyncs = 0
         self.rx_too_long = 0
         self.reopens = 0
+        self.reopen_fails = 0
+        self.tx_timeouts = 0
         self.cmd_timeouts = 0
         self.reset()
         if wait_link_ms:
@@ -298,31 +307,35 @@ class W5500:
     # ---- set-up (DS 5.5.1 via Zephyr; ref 5 "Reset and init sequence") --------------------
 
     def reset(self):
-        """Hardware reset (if RST is wired), check the chip, open socket 0 in MACRAW mode."""
+        """Hardware reset (if RST is wired), software reset, check the chip, open socket 0
+        in MACRAW mode; OSError saying what was read if that fails."""
         if self._rst is not None:
             self._rst(0)
             port.sleep_ms(1)  # T_RC: RSTn low for at least 500 us
             self._rst(1)
             port.sleep_ms(2)  # T_PL: the PLL locks within 1 ms of RSTn rising
-        # Some units read VERSIONR as 0 right after reset (ESP-IDF): poll, bounded.
-        version = self._poll_version()
-        if version != _VERSION:
-            raise OSError("W5500 not found: VERSIONR read 0x%02x, expected 0x04 (check SPI "
-                          "wiring, CS pin, SPI mode 0, and that the chip has power)" % version)
-        self._write8(_BLK_COMMON, _MR, _MR_RST)  # software reset; MR.RST clears itself
+        # Software reset (MR.RST clears itself), then as ref 5 orders it: VERSIONR, RTR. Some
+        # chips read 0 for a while after a reset (ESP-IDF PR #11337: "wait at least 10ms";
+        # Linux and Zephyr wait 5 ms) and the RST bit is no sign of being done (IDF), so wait
+        # 10 ms, then poll until VERSIONR is 0x04 and RTR its reset value 0x07D0 (DS p.38;
+        # a bus that answers 0x04 to everything fails there), bounded by reset_timeout_ms.
+        self._write8(_BLK_COMMON, _MR, _MR_RST)
+        port.sleep_ms(10)
         start = port.ticks_ms()
         while True:
-            mr = self._read8(_BLK_COMMON, _MR)
-            if not mr & _MR_RST:
+            version = self._read8(_BLK_COMMON, _VERSIONR)
+            rtr = self._read16(_BLK_COMMON, _RTR)
+            if version == _VERSION and rtr == _RTR_RESET:
                 break
             if port.ticks_diff(port.ticks_ms(), start) > self.reset_timeout_ms:
-                raise OSError("W5500 software reset did not finish: MR read 0x%02x" % mr)
+                if version != _VERSION:
+                    raise OSError("W5500 not found: VERSIONR read 0x%02x, expected 0x04 "
+                                  "(check SPI wiring, CS pin, SPI mode 0, and that the chip "
+                                  "has power)" % version)
+                raise OSError("W5500 answers oddly: RTR read 0x%04x after reset, expected "
+                              "0x07d0 (SPI corrupted? check wiring and clock)" % rtr)
             port.sleep_ms(1)
-        # RTR resets to 0x07D0 (DS p.38): a bus that answers 0x04 to everything fails here.
-        rtr = self._read16(_BLK_COMMON, _RTR)
-        if rtr != _RTR_RESET:
-            raise OSError("W5500 answers oddly: RTR read 0x%04x after reset, expected 0x07d0 "
-                          "(SPI corrupted? check wiring and clock)" % rtr)
+        self._write8(_BLK_COMMON, _MR, _MR_PB)  # no ping answers from the chip itself
         # Buffer sizes: all 16 KiB each way to socket 0, none to sockets 1-7 (the sum over
         # the 8 sockets must not exceed 16 KiB; Sn_RXBUF_SIZE and Sn_TXBUF_SIZE are adjacent).
         c = self._cmd
@@ -331,69 +344,97 @@ class W5500:
             self._write(_BLK_S0_REG + (n << 5), _SN_RXBUF_SIZE, 2)
         self._cmd[3:9] = self.mac
         self._write(_BLK_COMMON, _SHAR, 6)
-        self._open()
-        # Interrupts: SEND_OK | RECV in Sn_IMR, socket 0 in SIMR. Whether Sn_IMR masks only
-        # INTn or also the latching of Sn_IR is ambiguous in the DS; with both bits set the
-        # driver works either way (ref 3 "Interrupt model").
-        self._write8(_BLK_S0_REG, _SN_IMR, _IR_SEND_OK | _IR_RECV)
+        err = self._open()
+        if err:
+            raise OSError(err)
+        # Interrupts: RECV only in Sn_IMR, socket 0 in SIMR (as MicroPython, ESP-IDF and
+        # Zephyr). Sn_IMR masks INTn only, not the latching of Sn_IR (they all poll SEND_OK
+        # with it off: review D6), so a finished SEND does not pull INTn low.
+        self._write8(_BLK_S0_REG, _SN_IMR, _IR_RECV)
         self._write8(_BLK_COMMON, _SIMR, 0x01)
         self._link = True
 
-    def _poll_version(self):
+    def _wait_sr(self, want):
+        # OPEN and CLOSE go on after Sn_CR clears (w5500.h: "check Sn_IR or Sn_SR"): poll
+        # Sn_SR until it reads `want`, as ioLibrary's socket() and close() do, bounded by
+        # cmd_timeout_ms. Returns the last value read.
         start = port.ticks_ms()
         while True:
-            version = self._read8(_BLK_COMMON, _VERSIONR)
-            if version == _VERSION:
-                return version
-            if port.ticks_diff(port.ticks_ms(), start) > self.reset_timeout_ms:
-                return version
-            port.sleep_ms(1)
+            sr = self._read8(_BLK_S0_REG, _SN_SR)
+            if sr == want:
+                return sr
+            if port.ticks_diff(port.ticks_ms(), start) > self.cmd_timeout_ms:
+                self.cmd_timeouts += 1
+                return sr
 
     def _open(self):
-        # Sn_MR = MACRAW | MFEN (0x84, as MicroPython), OPEN, then Sn_SR must be 0x42.
+        # Close socket 0, then open it in MACRAW mode with Sn_MR = MACRAW | MFEN (0x84; 0x94
+        # with block_ipv6) written before OPEN, as ESP-IDF, Linux and Zephyr do (MicroPython
+        # OPENs with 0x04 and ORs MFEN in afterwards). None when open, else what is wrong:
+        # reset() raises it, the data path (_reopen) counts it.
         if self._cr_dirty:
             self._wait_cr()
+        self._opened = False
+        self._rx_left = 0  # whatever the rings held is lost
+        self._tx_busy = False
         self._write8(_BLK_S0_REG, _SN_CR, _CR_CLOSE)
         self._wait_cr()
+        self._wait_sr(_SR_CLOSED)
         self._write8(_BLK_S0_REG, _SN_IR, 0xFF)  # clear what the old socket left
         self._write8(_BLK_S0_REG, _SN_MR, self._mode)
         self._write8(_BLK_S0_REG, _SN_CR, _CR_OPEN)
         self._wait_cr()
-        sr = self._read8(_BLK_S0_REG, _SN_SR)
+        sr = self._wait_sr(_SR_MACRAW)
         if sr != _SR_MACRAW:
-            raise OSError("W5500 socket 0 did not open in MACRAW mode: Sn_SR read 0x%02x, "
-                          "expected 0x42" % sr)
+            return ("W5500 socket 0 did not open in MACRAW mode: Sn_SR read 0x%02x, "
+                    "expected 0x42" % sr)
         size = self._read8(_BLK_S0_REG, _SN_RXBUF_SIZE)
         if size != _BUF_KB:
-            raise OSError("W5500 socket 0 RX buffer is %d KiB, expected 16" % size)
+            return "W5500 socket 0 RX buffer is %d KiB, expected 16" % size
         # OPEN "initializes" the pointers to values the driver must read, never assume (ref
         # 3): TX_WR (0x24), RX_RSR (0x26) and RX_RD (0x28) in one burst. Both are ours from
         # now on: the chip moves TX_RD and RX_WR only.
         a = self._read(_BLK_S0_REG, _SN_TX_WR, 6)
         self._tx_wr = (a[3] << 8) | a[4]
         self._rx_rd = (a[7] << 8) | a[8]
-        self._rx_left = 0
-        self._tx_busy = False
         fsr = self._read16_stable(_SN_TX_FSR)
         if fsr != _BUF_SIZE:
-            raise OSError("W5500 socket 0 TX_FSR read %r after OPEN, expected 16384" % fsr)
+            return "W5500 socket 0 TX_FSR read %r after OPEN, expected 16384" % fsr
+        self._opened = True
+        return None
 
     def _reopen(self):
         # Socket 0 left MACRAW (a brown-out reset, a glitch) or a SEND never finished:
-        # close and open it again; frames in the rings are lost.
+        # close and open it again; frames in the rings are lost. On the data path, so a
+        # failure is counted, not raised: until a reopen works, each receive batch and
+        # each send tries again (and a send's frame is dropped). True once open.
         self.reopens += 1
-        self._open()
+        if self._open():
+            self.reopen_fails += 1
+        return self._opened
 
     def close(self):
         """Close socket 0 (the chip stops receiving)."""
         self._command(_CR_CLOSE)
         self._wait_cr()
+        self._wait_sr(_SR_CLOSED)
+
+    def irq(self, handler):
+        """Have handler(pin) called when INTn falls (a frame arrived); False when INTn is
+        not wired or its pin has no irq(). It runs as a hard interrupt: it must not
+        allocate (asyncio's ThreadSafeFlag.set() is safe, as is micropython.schedule())."""
+        pin = self._int_pin
+        if getattr(pin, "irq", None) is None:
+            return False
+        pin.irq(handler, pin.IRQ_FALLING, hard=True)
+        return True
 
     # ---- link (PHY) status (DS 4.1 PHYCFGR; ref 2, ref 5 "Link") ------------------------
 
     def link_up(self):
-        """True when the PHY reports a link (PHYCFGR.LNK); one SPI transaction."""
-        up = bool(self._read8(_BLK_COMMON, _PHYCFGR) & _PHY_LNK)
+        """True when the PHY reports a link (PHYCFGR.LNK, and RST = 1: the PHY is not held
+        in reset, as ESP-IDF checks); one SPI transaction."""
+        up = (self._read8(_BLK_COMMON, _PHYCFGR) & _PHY_OK) == _PHY_OK
         was = self._link
         self._link = up
         if was and not up:
@@ -448,23 +489,25 @@ class W5500:
 
     def _rx_batch(self):
         # How many bytes wait in the RX ring (0 if none); with the INT pin, no SPI at all
-        # while INTn is high (Sn_IR & Sn_IMR == 0: no frame arrived, no SEND_OK pending).
+        # while INTn is high (Sn_IR & Sn_IMR == 0: no frame arrived).
+        if not self._opened and not self._reopen():
+            return 0
         if self._int is not None:
             if self._int():
                 return 0
             # INTn low: clear RECV *before* draining (ESP-IDF), so a frame arriving during
-            # the drain asserts INTn again; take a pending SEND_OK too, so INTn goes high.
+            # the drain asserts INTn again; take a finished SEND too, in the same write, so
+            # the next send need not ask.
             a = self._read(_BLK_S0_REG, _SN_CR, 3)
             cr = a[3]
             ir = a[4]
             if a[5] != _SR_MACRAW:
                 self._reopen()
                 return 0
-            clear = ir & (_IR_RECV | _IR_SEND_OK)
+            clear = ir & (_IR_RECV | _IR_SEND_OK | _IR_TIMEOUT)
             if clear:
                 self._write8(_BLK_S0_REG, _SN_IR, clear)
-            if ir & _IR_SEND_OK:
-                self._tx_busy = False  # the last SEND finished: the next send needn't ask
+                self._tx_end(clear)
             if not cr:
                 self._cr_dirty = False
             if not ir & _IR_RECV:
@@ -516,6 +559,8 @@ class W5500:
             # The link was seen down: one PHYCFGR read per frame until it is back.
             self.tx_link_down += 1
             return
+        if not self._opened and not self._reopen():
+            return  # a reopen failed, and failed again now: dropped (reopen_fails)
         if self._tx_busy and not self._tx_wait():
             return
         if n < _MIN_FRAME:
@@ -537,19 +582,29 @@ class W5500:
         self.tx_bytes += n
 
     def _tx_done(self):
-        # Did the last SEND finish? Sn_CR, Sn_IR and Sn_SR in one burst; on SEND_OK clear it
-        # (write 1 to Sn_IR). Socket 0 found out of MACRAW is reopened (rings empty: done).
+        # Did the last SEND finish? Sn_CR, Sn_IR and Sn_SR in one burst; on SEND_OK or
+        # TIMEOUT clear it (write 1 to Sn_IR). Socket 0 found out of MACRAW is reopened
+        # (rings empty: done).
         a = self._read(_BLK_S0_REG, _SN_CR, 3)
         if a[5] != _SR_MACRAW:
-            self._reopen()
-            return True
+            return self._reopen()
         if not a[3]:
             self._cr_dirty = False
-        if a[4] & _IR_SEND_OK:
-            self._write8(_BLK_S0_REG, _SN_IR, _IR_SEND_OK)
-            self._tx_busy = False
+        done = a[4] & (_IR_SEND_OK | _IR_TIMEOUT)
+        if done:
+            self._write8(_BLK_S0_REG, _SN_IR, done)
+            self._tx_end(done)
             return True
         return False
+
+    def _tx_end(self, ir):
+        # Sn_IR bits just cleared: SEND_OK or TIMEOUT ends the SEND in flight. TIMEOUT is a
+        # failed SEND (ioLibrary's sendto, Zephyr, njh): counted, and the frame not retried
+        # (TCP retransmits; MACRAW does no ARP, so it should not happen at all: review D5).
+        if ir & _IR_TIMEOUT:
+            self.tx_timeouts += 1
+        if ir & (_IR_SEND_OK | _IR_TIMEOUT):
+            self._tx_busy = False
 
     def _tx_wait(self):
         # The previous SEND must finish before the next (one SEND is one frame, ref 4).
@@ -589,6 +644,8 @@ class W5500:
             "rx_resyncs": self.rx_resyncs,
             "rx_too_long": self.rx_too_long,
             "reopens": self.reopens,
+            "reopen_fails": self.reopen_fails,
+            "tx_timeouts": self.tx_timeouts,
             "cmd_timeouts": self.cmd_timeouts,
         }
 
