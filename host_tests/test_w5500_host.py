@@ -26,6 +26,13 @@ def test_driver_tests_under_micropython_unix():
     assert proc.returncode == 0 and last.endswith(" 0 failed"), proc.stdout + proc.stderr
 
 
+def test_int_pin_wake_under_micropython_unix():
+    """The INT pin waking the asyncio driver (ThreadSafeFlag: MicroPython only)."""
+    proc = mp.run_unix("host_tests/run_tests.py", "test_w5500_int")
+    last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    assert proc.returncode == 0 and last.endswith(" 0 failed"), proc.stdout + proc.stderr
+
+
 def test_spi_cost_table(capsys):
     """SPI transactions and bytes per frame (they bound a board at a given SPI clock)."""
     rows = []

@@ -26,6 +26,11 @@
 #   flight or was active in the last second, and after at most IDLE_MS (50 ms) when idle:
 #   up to 5 ms (busy) or 50 ms (idle) of extra latency per frame, for 20 looks a second
 #   when idle. A link or interrupt handler that knows better calls wake(net).
+# - the link has irq(handler) (the W5500 with its INTn pin wired) and asyncio has
+#   MicroPython's ThreadSafeFlag: the pin's falling edge sets the flag (IRQ-safe; asyncio's
+#   IO queue polls it, and on a board the interrupt ends its wait), a helper task waiting
+#   on it wakes the driver, and the driver sleeps until the next timer, or IRQ_MS (1 s) at
+#   most in case an edge was missed (ESP-IDF checks its INT pin each second too).
 # Tasks waiting in MicroPython's IO queue poll our sockets, and each poll runs net.poll()
 # (stack/sock.py's ioctl), so they make progress between the driver's looks too.
 # The application's own calls (write, close, ...) wake it too, so new timers are re-armed.
@@ -43,6 +48,7 @@ from .tcp import IN_USE, STATE, SYN_RECEIVED, SYN_SENT, TX_COUNT
 
 BUSY_MS = const(5)  # longest sleep without a wake-up source while traffic is going on
 IDLE_MS = const(50)  # longest sleep without a wake-up source when all is quiet
+IRQ_MS = const(1000)  # longest sleep when the link's interrupt wakes us
 _ACTIVE_MS = const(1000)  # "going on": a frame or an application call this recently
 WRITE_BUF = const(4096)  # default high-water mark: drain() returns once at most this waits
 LIMIT = const(2048)  # default longest line readline() accepts (asyncio's `limit`)
@@ -118,12 +124,14 @@ class _Driver:
         self.loop = None  # CPython loop holding our add_reader
         self.watcher = None  # MicroPython task parked on the fd
         self.polled = None  # set after each poll(): the watcher may park again
-        self.mode = "timed"  # how frames wake us: "add_reader", "io_queue" or "timed"
+        self.mode = "timed"  # how frames wake us: "add_reader", "io_queue", "irq" or "timed"
         self.sleeping = False  # MicroPython: in sleep_ms(), where kick() may cancel it
         self.kicked = False  # ...and that cancel is ours
         get_loop = getattr(asyncio, "get_running_loop", None)
         self.call_later = get_loop().call_later if get_loop is not None else None
         self._watch_fd()
+        if self.fd is None:
+            self._watch_irq()
         self.task = asyncio.create_task(self._run())
 
     def _watch_fd(self):
@@ -160,6 +168,21 @@ class _Driver:
         self.mode = "io_queue"
         self.polled = asyncio.Event()
         self.watcher = asyncio.create_task(self._watch(_IOWait(fd)))
+
+    def _watch_irq(self):
+        irq = getattr(self.net.link, "irq", None)
+        tsf = getattr(asyncio, "ThreadSafeFlag", None)  # MicroPython's only
+        if irq is None or tsf is None:
+            return
+        flag = tsf()  # pragma: no cover - MicroPython, to the end of the method
+        if irq(lambda pin: flag.set()):  # the handler allocates nothing: hard IRQ safe
+            self.mode = "irq"
+            self.watcher = asyncio.create_task(self._watch_irq_flag(flag))
+
+    async def _watch_irq_flag(self, flag):  # pragma: no cover - MicroPython
+        while self.running:
+            await flag.wait()
+            self.kick()
 
     async def _watch(self, readable):
         # Level-triggered: after waking the driver, wait for its poll() before parking again,
@@ -215,7 +238,10 @@ class _Driver:
                     delay = 1  # never spin, whatever poll() says
                 zeros = 0
                 if self.fd is None:
-                    bound = BUSY_MS if self._busy(now) else IDLE_MS
+                    if self.mode == "irq":
+                        bound = IRQ_MS
+                    else:
+                        bound = BUSY_MS if self._busy(now) else IDLE_MS
                     if delay is None or delay > bound:
                         delay = bound
                 await self._sleep(delay)
