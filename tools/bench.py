@@ -446,6 +446,34 @@ def measure_cpu_stack_only(results):
         results[k + "_micropython_inmemory"] = summary(v)
 
 
+def measure_mcu(results, mode_name):
+    """Instructions on the emulated Cortex-M0 (tools/mcu_bench.py: QEMU -icount, m0-board
+    firmware). Deterministic: the runs repeat to about 0.1 %. Needs no root."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import mcu
+    import mcu_bench
+
+    problem = mcu.prerequisites()
+    if problem:
+        progress("emulated Cortex-M0 instruction counts: skipped: %s" % problem)
+        return
+    iters = 50 if mode_name == "tiny" else 200
+    runs = {}
+    for r in range(1 if mode_name == "tiny" else 2):
+        progress("emulated Cortex-M0: instructions per segment, poll, connection (run %d)"
+                 % (r + 1))
+        try:
+            res = mcu_bench.measure(iters)
+        except mcu.MCUError as e:
+            progress("emulated Cortex-M0 instruction counts: failed: %s" % e)
+            return
+        for k, v in res.items():
+            runs.setdefault(k, []).append(round(v))
+    for k in mcu_bench.BENCH_KEYS:
+        if k in runs:
+            results["mcu_m0_instr_" + k] = summary(runs[k])
+
+
 # The core: what a socket-API application needs on a board. The asyncio layer, services,
 # trace and debug helpers are optional modules; link drivers are counted apart.
 CORE = ("__init__.py", "port.py", "_checksum_viper.py", "config.py", "seq.py", "ringbuf.py",
@@ -543,6 +571,61 @@ ROWS = (
      "cpu_us_receive_data_segment_and_ack_it_micropython_inmemory", None, "us", "", None),
     ("stack alone: take an ACK in, MicroPython", "cpu_us_receive_ack_micropython_inmemory", None,
      "us", "", None),
+    ("segment in + its ACK share, stack only, Cortex-M0 (emulated)", "mcu_m0_instr_seg_in",
+     None, "instr", "<= 100000", lambda v: v <= 100000),
+    ("segment out, stack only, Cortex-M0 (emulated)", "mcu_m0_instr_seg_out", None, "instr",
+     "<= 100000", lambda v: v <= 100000),
+    ("  segment in, with the in-memory pipe link, Cortex-M0", "mcu_m0_instr_seg_in_pipe",
+     None, "instr", "", None),
+    ("  segment out, with the in-memory pipe link, Cortex-M0", "mcu_m0_instr_seg_out_pipe",
+     None, "instr", "", None),
+    ("idle poll, no connection, Cortex-M0", "mcu_m0_instr_idle0", None, "instr", "", None),
+    ("idle poll, 4 idle connections (server), Cortex-M0", "mcu_m0_instr_idle4", None, "instr",
+     "<= 5000", lambda v: v <= 5000),
+    ("connection opened + closed, both ends, Cortex-M0", "mcu_m0_instr_conn", None, "instr",
+     "", None),
+    ("alloc per segment, 100 B payload (wasm32)", "alloc_bytes_per_segment_100", None, "B",
+     "<= 160", lambda v: v <= 160),
+    ("alloc per segment, 1400 B payload (wasm32)", "alloc_bytes_per_segment_1400", None, "B",
+     "<= 160", lambda v: v <= 160),
+    ("RAM per TCB, rings excluded (wasm32)", "tcb_bytes_without_rings", None, "B", "<= 512",
+     lambda v: v <= 512),
+    ("RAM per TIME-WAIT record (wasm32)", "time_wait_bytes_per_slot", None, "B", "<= 64",
+     lambda v: v <= 64),
+    ("alloc per DNS lookup (network), wasm32", "alloc_bytes_per_dns_lookup_network", None,
+     "B", "", None),
+    ("alloc per DNS lookup (cache hit), wasm32", "alloc_bytes_per_dns_lookup_cached", None,
+     "B", "", None),
+    ("alloc per DHCP renewal, wasm32", "alloc_bytes_per_dhcp_renewal", None, "B", "", None),
+    ("alloc per idle poll with DHCP+mDNS, wasm32", "alloc_bytes_per_idle_poll_dhcp_mdns", None,
+     "B", "", None),
+    ("alloc per mDNS answer, wasm32", "alloc_bytes_per_mdns_answer", None, "B", "", None),
+    ("flash: core (protocols + socket API), armv6m", "mpy_bytes_core_armv6m", None, "B",
+     "<= 40960", lambda v: v <= 40960),
+    ("flash: LAN services (DHCP, DNS, mDNS, NIC, UDP sockets), armv6m", "mpy_bytes_lan_armv6m",
+     None, "B", "", None),
+    ("flash: optional modules (asyncio, services, trace, debug)", "mpy_bytes_optional_armv6m",
+     None, "B", "", None),
+    ("  of it aio.py, what a board loads for asyncio, armv6m", "mpy_bytes_aio_armv6m", None,
+     "B", "", None),
+    ("  of it aio_streams.py, CPython/WebAssembly only, armv6m", "mpy_bytes_aio_streams_armv6m",
+     None, "B", "", None),
+    ("TLS client handshake (P-256, CERT_REQUIRED), MicroPython/veth", "tls_handshake_ms",
+     None, "ms", "", None),
+    ("  the same with TCP_NODELAY (no Nagle wait between records)",
+     "tls_handshake_nodelay_ms", None, "ms", "", None),
+    ("requests.get of 1 KB over HTTPS, MicroPython/veth", "requests_small_ms", None, "ms", "",
+     None),
+    ("requests.get of 1 MB over HTTPS, MicroPython/veth", "requests_1mb_s", None, "s", "",
+     None),
+    ("heap kept by import stack.aio, unix64", "heap_bytes_import_aio_unix64", None, "B", "",
+     None),
+    ("heap per asyncio connection, MicroPython's Stream, unix64",
+     "heap_bytes_per_conn_native_stream_unix64", None, "B", "", None),
+    ("heap per asyncio connection, aio_streams, unix64",
+     "heap_bytes_per_conn_aio_streams_unix64", None, "B", "", None),
+    ("flash: all of stack/ with link drivers, armv6m", "mpy_bytes_all_armv6m", None, "B", "",
+     None),
     ("alloc per segment, 100 B payload (wasm32)", "alloc_bytes_per_segment_100", None, "B",
      "<= 160", lambda v: v <= 160),
     ("alloc per segment, 1400 B payload (wasm32)", "alloc_bytes_per_segment_1400", None, "B",
@@ -622,11 +705,14 @@ def main(argv):
     out = os.path.join(ROOT, "build", "bench.json")
     if "--out" in argv:
         out = argv[argv.index("--out") + 1]
+    results = {}
+    measure_mcu(results, mode_name)  # no root needed: before the check
     if os.geteuid() != 0:
+        if results:
+            print(table(results)[0])
         print("make bench: needs root (it makes network namespaces and TUN devices)")
         return 2
     mode = MODES[mode_name]
-    results = {}
     t0 = time.monotonic()
     progress("mode %s: %r" % (mode_name, mode))
     measure_flash(results)

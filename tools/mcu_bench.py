@@ -337,8 +337,363 @@ out("heap_free", gc.mem_free())
 """
 
 
+# --profile: appended to BOARD's helpers (everything before its main part), after the
+# generated SPEC (which functions to wrap, and their arity) and wrapper factories.
+PROFILE = r"""
+import sys
+
+SIDE = [0]  # 0: the receiver's work (table "in"), 4: the sender's ("out")
+DEP = [0]  # depth of wrapped calls; FR[3 * depth ...] = callees' sum of d, their count, t0
+FR = [0] * (3 * 64)
+MAXF = 500  # functions that can be wrapped
+# Allocated first, while the heap is whole: per function and side [calls, sum d, sum of
+# callees' d, callees' count] (ACC[8 * i + side + ...]); its name as (module, class, key).
+ACC = [0] * (8 * MAXF)
+NAMES = [None] * (3 * MAXF)
+NF = [0]
+M = object()  # "argument not given"
+
+
+def enter():
+    k = DEP[0] + 1
+    DEP[0] = k
+    k *= 3
+    FR[k] = 0
+    FR[k + 1] = 0
+    FR[k + 2] = tu()
+
+
+def leave(base):
+    t1 = tu()
+    k = DEP[0]
+    i = 3 * k
+    d = td(t1, FR[i + 2])
+    j = base + SIDE[0]
+    ACC[j] += 1
+    ACC[j + 1] += d
+    ACC[j + 2] += FR[i]
+    ACC[j + 3] += FR[i + 1]
+    DEP[0] = k - 1
+    FR[i - 3] += d
+    FR[i - 2] += 1
+
+
+def bail():
+    DEP[0] -= 1
+
+
+def mk_any(f, base):
+    # For the few functions with *args or **kwargs, or a parameter some caller names: this
+    # one allocates (its *a and **kw) and so costs more than calibrated.
+    def w(*a, **kw):
+        enter()
+        try:
+            r = f(*a, **kw)
+        except BaseException:
+            bail()
+            raise
+        leave(base)
+        return r
+
+    return w
+
+
+def new_slot(mod, cls, key):
+    i = NF[0]
+    if i >= MAXF:
+        raise RuntimeError("more than MAXF functions")
+    NF[0] = i + 1
+    NAMES[3 * i] = mod
+    NAMES[3 * i + 1] = cls
+    NAMES[3 * i + 2] = key
+    return 8 * i
+
+
+def factory(name):
+    # SPEC holds ";name=n.d" (n parameters, d of them with defaults) or ";name=*".
+    i = SPEC.find(";" + name + "=")
+    if i < 0:
+        return None
+    i += len(name) + 2
+    j = SPEC.find(";", i)
+    return FACT.get(SPEC[i:j])
+
+
+def install():
+    # Pass 1: each function of the stack's modules and classes, at the place that defines it
+    # (the SPEC says which), gets a wrapper; pass 2 points every other reference to it
+    # (another module's "from x import f") at the same wrapper. Builtins stay unwrapped.
+    mods = sorted(k for k in sys.modules if k == "stack" or k.startswith("stack."))
+    done = {}
+    for second in (False, True):
+        for m in mods:
+            mod = sys.modules[m]
+            short = m[6:] if m.startswith("stack.") else m
+            for k in list(mod.__dict__):
+                v = mod.__dict__[k]
+                if isinstance(v, type):
+                    if second or getattr(v, "__module__", m) != m:
+                        continue
+                    for ck in list(v.__dict__):
+                        cv = v.__dict__[ck]
+                        if type(cv).__name__ not in ("function", "closure"):
+                            continue
+                        mk = factory("%s.%s.%s" % (short, k, ck))
+                        if mk is not None:
+                            setattr(v, ck, mk(cv, new_slot(short, k, ck)))
+                elif type(v).__name__ in ("function", "closure"):
+                    w = done.get(id(v))
+                    if w is None and not second:
+                        mk = factory("%s.%s" % (short, k))
+                        if mk is not None:
+                            w = done[id(v)] = mk(v, new_slot(short, None, k))
+                    if w is not None:
+                        setattr(mod, k, w)
+    return NF[0]
+
+
+def name_of(i):
+    m, c, k = NAMES[3 * i], NAMES[3 * i + 1], NAMES[3 * i + 2]
+    return "%s.%s.%s" % (m, c, k) if c else "%s.%s" % (m, k)
+
+
+def noop2(a, b):
+    return a
+
+
+def calibrate(m):
+    # Tu: a plain call of noop2, Tw: a wrapped one (loops of m, each one section); D: what
+    # the wrapper records as the wrapped call's d.
+    base = new_slot("-", None, "noop")
+    wn = FACT["2.0"](noop2, base)
+    e = empty_loop(m)
+    t0 = tu()
+    for _ in range(m):
+        noop2(1, 2)
+    t1 = tu()
+    Tu = (td(t1, t0) - e) / m
+    SIDE[0] = 0
+    t0 = tu()
+    for _ in range(m):
+        wn(1, 2)
+    t1 = tu()
+    Tw = (td(t1, t0) - e) / m
+    D = ACC[base + 1] / ACC[base]
+    NF[0] -= 1
+    FR[0] = FR[1] = 0
+    return Tu, Tw, D
+
+
+def profile(n, warm):
+    na, nb, la, lb = make_pair(1, 4096, 4096)
+    srv = listen(nb, 9)
+    c, s = connect(na, nb, srv, 9, nodelay=True)
+    data = memoryview(bytearray(1460))
+    sink = bytearray(1460)
+    for _ in range(warm):
+        c.send(data)
+        nb.poll()
+        s.recv_into(sink)
+        clock[0] += 1
+        na.poll()
+    out("wrapped", install())
+    gc.collect()
+    out("heap_free_wrapped", gc.mem_free())
+    Tu, Tw, D = calibrate(500)
+    ins("cal_Tu", Tu)
+    ins("cal_Tw", Tw)
+    ins("cal_D", D)
+    for _ in range(3):  # the wrappers' first calls
+        c.send(data)
+        nb.poll()
+        s.recv_into(sink)
+        clock[0] += 1
+        na.poll()
+    for i in range(len(ACC)):
+        ACC[i] = 0
+    roots = [0, 0, 0, 0]  # the receiver's top-level callees: sum d, count; the sender's
+    sec = [0, 0]
+    a0 = gc.mem_alloc()
+    for k in range(n):
+        if k % 10 == 0:
+            gc.collect()
+        SIDE[0] = 4
+        FR[0] = FR[1] = 0
+        t0 = tu()
+        c.send(data)
+        t1 = tu()
+        roots[2] += FR[0]
+        roots[3] += FR[1]
+        SIDE[0] = 0
+        FR[0] = FR[1] = 0
+        t2 = tu()
+        nb.poll()
+        s.recv_into(sink)
+        t3 = tu()
+        roots[0] += FR[0]
+        roots[1] += FR[1]
+        SIDE[0] = 4
+        FR[0] = FR[1] = 0
+        clock[0] += 1
+        t4 = tu()
+        na.poll()
+        t5 = tu()
+        roots[2] += FR[0]
+        roots[3] += FR[1]
+        sec[0] += td(t3, t2)
+        sec[1] += td(t1, t0) + td(t5, t4)
+    out("rounds", n)
+    for side, i in (("in", 0), ("out", 1)):
+        print("prof", side, "-", n, sec[i] * 1000, roots[2 * i] * 1000, roots[2 * i + 1])
+    for f in range(NF[0]):
+        for side, i in (("in", 8 * f), ("out", 8 * f + 4)):
+            if ACC[i]:
+                print("prof", side, name_of(f), ACC[i], ACC[i + 1] * 1000, ACC[i + 2] * 1000,
+                      ACC[i + 3])
+
+
+E = empty_section(2000)
+ins("empty_section", E)
+profile(P["iters"], P["warm"])
+"""
+
+
+def _module_short(path):
+    rel = os.path.relpath(path, os.path.join(ROOT, "stack"))[:-3].replace(os.sep, ".")
+    if rel == "__init__":
+        return "stack"
+    return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+def wrap_spec():
+    """(SPEC, shapes) from stack/'s source: for every module-level function and method,
+    "n.d" (parameters, how many have defaults), or "*" when it takes *args, **kwargs or
+    keyword-only parameters, or has a parameter that some call in stack/ passes by name
+    (the fixed-arity wrappers pass everything by position)."""
+    import ast
+
+    trees = {}
+    named = set()
+    for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, "stack")):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for fn in sorted(filenames):
+            if fn.endswith(".py"):
+                path = os.path.join(dirpath, fn)
+                with open(path) as f:
+                    tree = ast.parse(f.read())
+                trees[_module_short(path)] = tree
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Call):
+                        named.update(k.arg for k in node.keywords if k.arg)
+
+    def shape(fn):
+        a = fn.args
+        names = [x.arg for x in a.posonlyargs + a.args]
+        if a.vararg or a.kwarg or a.kwonlyargs or named.intersection(names):
+            return "*"
+        return "%d.%d" % (len(names), len(a.defaults))
+
+    spec = []
+    for mod, tree in sorted(trees.items()):
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                spec.append("%s.%s=%s" % (mod, node.name, shape(node)))
+            elif isinstance(node, ast.ClassDef):
+                for sub in node.body:
+                    if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        spec.append("%s.%s.%s=%s" % (mod, node.name, sub.name, shape(sub)))
+    shapes = sorted({x.rsplit("=", 1)[1] for x in spec} - {"*"} | {"2.0"})
+    return ";" + ";".join(spec) + ";", shapes
+
+
+def _factory_source(shape):
+    # A wrapper of fixed arity: parameters with defaults get the sentinel M, and the call
+    # passes only those given. No *args: nothing allocated per call.
+    n, d = (int(x) for x in shape.split("."))
+    ps = ["p%d" % i for i in range(n)]
+    sig = ", ".join(ps[:n - d] + ["%s=M" % p for p in ps[n - d:]])
+    lines = ["def mk_%d_%d(f, base):" % (n, d), "    def w(%s):" % sig, "        enter()",
+             "        try:"]
+    if d == 0:
+        lines.append("            r = f(%s)" % ", ".join(ps))
+    else:
+        for k in range(n - d, n):
+            lines.append("            %s %s is M:" % ("if" if k == n - d else "elif", ps[k]))
+            lines.append("                r = f(%s)" % ", ".join(ps[:k]))
+        lines.append("            else:")
+        lines.append("                r = f(%s)" % ", ".join(ps))
+    lines += ["        except BaseException:", "            bail()", "            raise",
+              "        leave(base)", "        return r", "    return w", ""]
+    return "\n".join(lines)
+
+
 def board_code(params, body=BOARD):
     return "P = %r\n%s" % (params, body)
+
+
+def profile_code(params):
+    helpers = BOARD[:BOARD.index("\nE = empty_section(")]
+    spec, shapes = wrap_spec()
+    i = PROFILE.index("\ndef install():")
+    fact = "".join(_factory_source(sh) for sh in shapes)
+    table = "FACT = {%s}\n" % ", ".join("%r: mk_%s" % (sh, sh.replace(".", "_"))
+                                         for sh in shapes) + "FACT['*'] = mk_any\n"
+    body = PROFILE[:i] + "\n" + fact + table + "SPEC = %r\n" % spec + PROFILE[i:]
+    return board_code(params, helpers + body)
+
+
+def profile(iters=60, variant=VARIANT, fw=None):
+    """Per-function instructions per segment: {"in": rows, "out": rows, ...}, rows sorted by
+    self cost, each (name, calls per segment, self, inclusive)."""
+    res, text = run_board(profile_code({"iters": iters, "warm": 40}), variant, fw)
+    Tu, Tw, D = res["cal_Tu"], res["cal_Tw"], res["cal_D"]
+    o_in = D - Tu  # the wrapper's cost inside what it records (the call of f beyond a plain one)
+    x = Tw - D  # ... and outside it, in the caller's time
+    n = res["rounds"]
+    out = {"wrapped": res["wrapped"], "o_in": o_in, "x": x, "sec_in": res["sec_in"],
+           "sec_out": res["sec_out"]}
+    for side in ("in", "out"):
+        rows = []
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) != 7 or f[0] != "prof" or f[1] != side:
+                continue
+            name, calls, d, cd, cn = f[2], int(f[3]), float(f[4]), float(f[5]), int(f[6])
+            if name == "-":
+                # The measured sections: what is not in a wrapped call is the driver loop's.
+                sec_e = d - (1 if side == "in" else 2) * n * res["empty_section"]
+                rows.append(("(driver loop, outside the stack)", 0, (sec_e - cd - cn * x) / n,
+                             sec_e / n))
+                continue
+            incl = (d - calls * o_in) / n
+            rows.append((name, calls / n, incl - (cd + cn * x) / n, incl))
+        rows.sort(key=lambda r: -r[2])
+        out[side] = rows
+    return out
+
+
+def profile_report(p, totals=None):
+    lines = ["%d functions wrapped; wrapper cost taken off: %.0f inside, %.0f outside a call"
+             % (p["wrapped"], p["o_in"], p["x"])]
+    for side, what in (("in", "one 1460-byte segment in (receiver: poll + recv_into, "
+                               "ACK share)"),
+                       ("out", "one 1460-byte segment out (sender: send + poll taking the "
+                                "ACKs)")):
+        rows = p[side]
+        total = sum(r[2] for r in rows)
+        lines.append("")
+        lines.append("%s, with the pipe link; instructions per segment" % what)
+        lines.append("%-52s %7s %9s %6s %9s" % ("function", "calls", "self", "%", "inclusive"))
+        for name, calls, self_, incl in rows:
+            if abs(self_) < 0.0005 * total and calls < 0.5:
+                continue
+            lines.append("%-52s %7.2f %9.0f %5.1f%% %9.0f"
+                         % (name, calls, self_, 100.0 * self_ / total, incl))
+        ref = ""
+        if totals and ("seg_%s_pipe" % side) in totals:
+            ref = "; measured unwrapped: %.0f" % totals["seg_%s_pipe" % side]
+        lines.append("%-52s %7s %9.0f%s" % ("sum of self", "", total, ref))
+    return "\n".join(lines)
 
 
 def run_board(code, variant=VARIANT, fw=None):
@@ -362,6 +717,9 @@ def measure(iters=200, what=("seg", "idle", "conn"), variant=VARIANT, fw=None):
     res, _ = run_board(board_code(params), variant, fw)
     return res
 
+
+# What tools/bench.py puts in its table (as mcu_m0_instr_<key>).
+BENCH_KEYS = ("seg_in", "seg_out", "seg_in_pipe", "seg_out_pipe", "idle0", "idle4", "conn")
 
 # Rows of the report: key, label, budget (instructions) or None.
 FIGURES = (
@@ -403,13 +761,19 @@ def main(argv):
     t0 = time.monotonic()
     try:
         res = measure(args.iters, variant=args.variant)
+        prof = profile(max(10, args.iters // 3), args.variant) if args.profile else None
     except mcu.MCUError as e:
         print("mcu_bench: %s" % e, file=sys.stderr)
         return 1
+    if prof:
+        res["profile"] = prof
     if args.json:
         print(json.dumps(res, indent=1, sort_keys=True))
     else:
         print(report(res))
+        if prof:
+            print()
+            print(profile_report(prof, res))
         print("(%s, %d segments, %.1f s)" % (args.variant, args.iters, time.monotonic() - t0))
     return 0
 
