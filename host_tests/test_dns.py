@@ -667,6 +667,25 @@ def test_stack_retries_over_udp_and_gives_up():
     assert not [p for p in pair.a.udp.services if p >= 49152]  # no port left bound
 
 
+def test_stack_second_lookup_retries_on_time():
+    # The resolver stays a service after its first lookup; a second one sets a retry
+    # deadline from the application, which poll() must not miss (it skips its full pass
+    # until the deadline it last saw: iface.py `dirty`).
+    pair, srv = _pair_with_server()
+    r = dns.resolver(pair.a)
+    r.start("www.example.com")
+    pair.run_until(lambda: r.state != 1, what="an answer")
+    for _ in range(5):
+        pair.step()  # idle: nothing due on A any more
+    assert pair.a.poll() is None
+    srv.silent = True
+    t0 = pair.now
+    r.start("nope.example.com")
+    pair.run_until(lambda: r.state != 1, what="giving up")
+    assert srv.queries == 3  # the first lookup, then this one's two tries
+    assert 3000 <= port.ticks_diff(pair.now, t0) <= 3010
+
+
 from test_blocking import _Driving  # noqa: E402  (a link that runs the other stack)
 
 

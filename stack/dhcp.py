@@ -153,6 +153,7 @@ class Client:
         if now is None:
             now = self.net.clock()
         self._set_state(RENEWING)
+        self.net.dirty = True  # a new deadline: poll() must see it (iface.py)
         self._new_xid(now)
         self._send(REQUEST, now)
         step = port.ticks_diff(now, self.since) // 1000

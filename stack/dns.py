@@ -416,6 +416,7 @@ class Resolver:
         self.state = _PENDING
         self.attempt = 0
         self.give_up_at = port.ticks_add(now, self.total_ms)
+        net.dirty = True  # a retry deadline: poll() must see it (iface.py)
         if not self.registered:
             net.add_service(self)
             self.registered = True

@@ -13,6 +13,8 @@ from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, LPORT, OWNER, RIP_HI, RI
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
+_FRAMES_PER_POLL = config.FRAMES_PER_POLL
+
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
 _NO_ADDR = b"\x00\x00\x00\x00"
 
@@ -118,9 +120,10 @@ class Stack:
         # Called by poll() after input, before output: an application reacting here to
         # what just arrived rides on the same segments (e.g. FIN,ACK: a three-way close).
         self.after_input = None
-        # poll() scans connections, TIME-WAIT and ARP only when `dirty` (a frame came, or
-        # the application or a service changed something: tcp.py and sock.py set it) or at
-        # `due_at`, the earliest deadline its last scan found (ticks; None for none).
+        # poll() does a full pass (services, connections, TIME-WAIT, ARP) only when a frame
+        # came, when `dirty` (the application or a service changed something: tcp.py,
+        # sock.py, dhcp.py, dns.py and this file set it) or at `due_at`, the earliest
+        # deadline the last full pass found (ticks; None for none).
         self.dirty = True
         self.due_at = None
         # IP-only links (TUN) carry packets at offset 0; Ethernet links after a header.
@@ -247,6 +250,7 @@ class Stack:
             self.arp.clear()
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
         self.addr_gen += 1
+        self.dirty = True
         for fn in self.address_listeners:
             fn()
 
@@ -264,11 +268,15 @@ class Stack:
             self.arp.keep_hi = self.arp.keep_lo = -1
         self.tw.clear()
         self.addr_gen += 1
+        self.dirty = True
         for fn in self.address_listeners:
             fn()
 
     def add_service(self, svc):
-        """svc.poll(now) -> ms until it wants poll() again, or None: run by every poll()."""
+        """svc.poll(now) -> ms until it wants poll() again, or None: run by poll() when that
+        time comes, or after a frame or `dirty`. A service whose deadline moves earlier
+        outside poll() (an API call) sets net.dirty."""
+        self.dirty = True
         if svc not in self.services:
             self.services.append(svc)
 
@@ -310,26 +318,41 @@ class Stack:
     def poll(self):
         """Handle every waiting frame and every due timer; ms until the next one (or None)."""
         now = self.clock()
+        n = self.link.recv_into(self.rxbuf)
+        if not n and not self.dirty and self.after_input is None:
+            # Nothing came and nothing changed since the last full pass (services, TCBs,
+            # TIME-WAIT and ARP: `dirty`, set by tcp.py, sock.py, the services and this
+            # file): until the earliest deadline that pass found, there is nothing to do.
+            # An idle poll then costs the same with or without connections open.
+            due = self.due_at
+            if due is None:
+                return None
+            left = port.ticks_diff(due, now)
+            if left > 0:
+                return left
+        return self._poll(now, n)
+
+    def _poll(self, now, n):
         link = self.link
         rxbuf = self.rxbuf
         busy = False
-        for _ in range(config.FRAMES_PER_POLL):
-            n = link.recv_into(rxbuf)
-            if not n:
-                break
-            self.dirty = True
+        room = _FRAMES_PER_POLL
+        while n:
             if self.capture is not None:
                 self.capture(0, rxbuf, n)
             if self.mac:
                 self.process_ethernet(n, now)
             else:
                 self.process_ipv4(n, now)
-        else:
-            busy = True  # frames may still wait: come back at once
+            room -= 1
+            if not room:
+                busy = True  # frames may still wait: come back at once
+                break
+            n = link.recv_into(rxbuf)
         if self.after_input is not None:
             self.after_input()
         best = None
-        for _ in range(3):
+        for _ in range(3 if self.services else 0):
             # A service may change the address (DHCP binds): the others are asked again,
             # so a deadline that change set (mDNS announcing) is in what poll() returns.
             gen = self.addr_gen
@@ -342,22 +365,13 @@ class Stack:
                 i += 1
             if gen == self.addr_gen:
                 break
-        # The connections, TIME-WAIT and ARP are scanned only when something may have
-        # changed them (a frame, an application call: `dirty`) or their earliest deadline
-        # has come; otherwise that deadline, kept from the last scan, is all poll() needs.
-        # An idle poll with connections open then costs what one with none does.
-        due = self.due_at
-        if not self.dirty and (due is None or port.ticks_diff(due, now) > 0):
-            if due is not None:
-                due = port.ticks_diff(due, now)
-                if best is None or due < best:
-                    best = due
-            return 0 if busy else best
         left = self._scan(now)
-        self.dirty = False
-        self.due_at = None if left is None else port.ticks_add(now, left)
         if left is not None and (best is None or left < best):
             best = left
+        # Everything is accounted for up to `best`: later polls may skip all of the above
+        # until then, unless something sets `dirty` first.
+        self.dirty = False
+        self.due_at = None if best is None else port.ticks_add(now, best)
         return 0 if busy else best
 
     def _scan(self, now):
