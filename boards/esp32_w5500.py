@@ -11,6 +11,8 @@
 # SCK 12, MOSI 13, MISO 14, CS 10, INT 11; it names no RST pin, so RST is a parameter.
 # See boards/README.md. Do not also create network.LAN(phy_type=PHY_W5500) on this chip:
 # that is ESP-IDF's own MACRAW driver.
+# INTn is wired: recv_into() skips the SPI bus while it is high, and stack/aio.py's driver
+# sleeps until it falls (link.irq(): Pin.irq sets a ThreadSafeFlag) instead of polling.
 
 from machine import SPI, Pin, unique_id
 

@@ -8,6 +8,8 @@
 # agree); see boards/README.md. The rp2 port's SPI clock is at most clk_peri / 2, and
 # clk_peri is 48 MHz by default, so a 20 MHz request gives 12 MHz: print(spi) shows the
 # real rate; machine.freq(f, f) sets clk_peri = clk_sys and lifts that limit (W5500.md 5).
+# INTn is wired: recv_into() skips the SPI bus while it is high, and stack/aio.py's driver
+# sleeps until it falls (link.irq(): Pin.irq sets a ThreadSafeFlag) instead of polling.
 
 from machine import SPI, Pin, unique_id
 
