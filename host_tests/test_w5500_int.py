@@ -140,7 +140,7 @@ def test_a_frame_wakes_the_sleeping_driver():
     finally:
         aio.stop_driver(net)
     assert yields is not None, "no answer after 50 yields (the driver was not woken)"
-    assert woken == 1, woken
+    assert 1 <= woken <= 2, woken  # 2 only if the 1 s look fell in those few yields
     assert is_arp_reply(emu.sent[-1])
 
 
