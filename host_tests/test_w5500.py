@@ -134,7 +134,7 @@ def test_registers_read_zero_for_some_reads_after_soft_reset():
 
 
 def test_registers_read_zero_for_some_ms_after_soft_reset():
-    emu, drv = make(reset_zero_ms=30)
+    emu, drv = make(reset_zero_ms=60)
     assert emu.reset_zero_hits > 0 and emu.sock[0][SN_SR] == 0x42
     f = frame(100)
     assert emu.receive(f) and recv(drv) == f
