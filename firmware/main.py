@@ -11,10 +11,10 @@
 # tools/netstat.py does exactly that from the host (interrupt, print, resume), and
 # tools/pcap_pull.py pulls debug.capture()'s frames the same way (firmware/README.md).
 
-import asyncio
+import gc
 
 import config
-from stack import Stack, aio, port, services
+from stack import Stack, port
 
 DHCP_PROGRESS_S = 10  # while no lease comes, say so this often
 
@@ -23,6 +23,7 @@ def bring_up():
     """The board's link and a Stack on it: config.IP, or DHCP when it is None."""
     board = __import__("boards." + config.BOARD, None, None, ("link",))
     link = board.link(getattr(config, "MAC", None))
+    gc.collect()  # the import's garbage gone, the pools below take the lowest free blocks
     net = Stack(link, ip=config.IP or None, prefix=config.PREFIX, gateway=config.GATEWAY,
                 hostname=getattr(config, "HOSTNAME", None), **getattr(config, "STACK", {}))
     net.active(True)  # DHCP if there is no address; <hostname>.local answers either way
@@ -43,7 +44,15 @@ def bring_up():
     return net
 
 
+# The Stack first: its pools (TCBs, rings, frame buffers) are the largest blocks a board
+# ever allocates, and a heap the code of the modules below is already spread through may no
+# longer have them in one piece (tools/mcu_heap.py measures the largest free block).
 net = bring_up()
+gc.collect()
+import asyncio  # noqa: E402
+
+from stack import aio, services  # noqa: E402
+
 server = None
 
 

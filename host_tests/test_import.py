@@ -55,3 +55,61 @@ def test_micropython_keeps_its_builtin_module():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == "ok micropython\n"
+
+
+# Issue 14: `import stack` leaves the socket layer (stack/sock.py) unloaded until it is used:
+# from .mpy files on a board that is 8 KB of heap, and firmware/main.py builds its Stack's
+# pools before that code arrives. `from stack import Socket` still works (a module
+# __getattr__, PEP 562), and the constants stack/__init__.py repeats equal sock.py's.
+_LAZY = """
+import sys
+import stack
+names = ("SHUT_RD", "SHUT_WR", "SHUT_RDWR", "SOL_SOCKET", "SO_KEEPALIVE", "SO_ERROR",
+         "IPPROTO_TCP", "TCP_NODELAY", "POLLIN", "POLLOUT", "POLLERR", "POLLHUP")
+before = sorted(k for k in sys.modules if k.startswith("stack."))
+assert "stack.sock" not in before, before
+for lazy in ("stack.udpsock", "stack.nic", "stack.dhcp", "stack.dns", "stack.mdns",
+             "stack.aio", "stack.services", "stack.debug", "stack.trace", "stack.usocket"):
+    assert lazy not in before, (lazy, before)
+from stack import Stack, SHUT_WR, Socket
+from stack import sock
+assert Socket is sock.Socket and "stack.sock" in sys.modules
+for n in names:
+    assert getattr(stack, n) == getattr(sock, n), n
+# Submodules still import through the package (MicroPython asks its __getattr__ first):
+# `from . import nic` in iface.py, and a missing one is an ImportError, as before.
+from stack import nic
+assert nic is sys.modules["stack.nic"]
+import stack.dhcp
+assert stack.dhcp is sys.modules["stack.dhcp"]
+net = Stack(type("L", (), {"mtu": 1500, "mac": None})(), ip="10.0.0.2")
+assert net.active() and net.isconnected()
+try:
+    from stack import no_such_module  # noqa: F401
+    raise AssertionError("stack.no_such_module imported")
+except ImportError:
+    pass
+try:
+    from stack import _NoSuchName  # noqa: F401
+    raise AssertionError("stack._NoSuchName exists")
+except (ImportError, AttributeError):  # private names are never looked for as modules
+    pass
+assert not hasattr(stack, "_NoSuchName")
+print("lazy ok", sys.implementation.name)
+"""
+
+
+def test_import_stack_leaves_the_socket_layer_until_first_use(tmp_path):
+    script = tmp_path / "lazy.py"
+    script.write_text(_LAZY)
+    proc = subprocess.run([sys.executable, str(script)], cwd=mp.ROOT,
+                          env=dict(_clean_env(), PYTHONPATH=str(mp.ROOT)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "lazy ok cpython\n"
+    proc = mp.run_unix(str(script), timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "lazy ok micropython\n"
+    proc = mp.run_wasm(str(script), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().endswith("lazy ok micropython"), proc.stdout

@@ -23,10 +23,63 @@ except ImportError:  # pragma: no cover - CPython
     sys.modules["micropython"] = _micropython
 
 from .iface import AF_INET, SOCK_DGRAM, SOCK_STREAM, Stack
-from .sock import (IPPROTO_TCP, POLLERR, POLLHUP, POLLIN, POLLOUT, SHUT_RD, SHUT_RDWR,
-                   SHUT_WR, SO_ERROR, SO_KEEPALIVE, SOL_SOCKET, TCP_NODELAY, Socket)
 
 __version__ = "0.1.0"
+
+# The socket layer's names, with stack/sock.py's values (Linux's, and select.poll's bits;
+# host_tests/test_import.py checks they agree). They are repeated here so that `import stack`
+# does not load sock.py: from .mpy files that is 8 KB of heap, and a board that builds its
+# Stack first gets the pools allocated before that code (net.socket() loads it).
+SHUT_RD = 0
+SHUT_WR = 1
+SHUT_RDWR = 2
+SOL_SOCKET = 1
+SO_KEEPALIVE = 9
+SO_ERROR = 4
+IPPROTO_TCP = 6
+TCP_NODELAY = 1
+POLLIN = 0x001
+POLLOUT = 0x004
+POLLERR = 0x008
+POLLHUP = 0x010
+
+
+import sys as _sys
+
+
+def __getattr__(name):
+    # PEP 562: `stack.Socket` (and `from stack import Socket`) loads sock.py on first use.
+    if name == "Socket":
+        from .sock import Socket
+
+        return Socket
+    if name == "_lazy":
+        return True
+    if name[:1] == "_":
+        raise AttributeError(name)
+    # MicroPython's `from . import nic` asks the package here before it imports the
+    # submodule (py/runtime.c, mp_import_from), and lets an AttributeError through: import
+    # it, as it would. CPython asks first too, but imports the module itself when told
+    # AttributeError; its ModuleNotFoundError names the module, MicroPython's does not.
+    full = __name__ + "." + name
+    try:
+        __import__(full)
+    except ImportError as e:
+        if getattr(e, "name", None) == full:  # CPython: no such module
+            raise AttributeError(name) from None
+        raise
+    return _sys.modules[full]
+
+
+# A MicroPython built without module __getattr__ (MICROPY_MODULE_GETATTR, off below the
+# "core features" ROM level) would never call the one above: load the socket layer now.
+try:
+    _lazy = getattr(_sys.modules[__name__], "_lazy", False)
+except (KeyError, AttributeError):  # pragma: no cover
+    _lazy = False
+if not _lazy:  # pragma: no cover
+    from .sock import Socket
+del _lazy
 
 
 def install(net):
