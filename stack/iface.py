@@ -126,6 +126,9 @@ class Stack:
         # deadline the last full pass found (ticks; None for none).
         self.dirty = True
         self.due_at = None
+        # The one TCB that segments came for or the application wrote to since the last
+        # pass (None: none; True: more than one): poll() then runs its output alone.
+        self.hot = None
         # IP-only links (TUN) carry packets at offset 0; Ethernet links after a header.
         self.mac = link.mac
         if hostname is None:
@@ -319,7 +322,7 @@ class Stack:
         """Handle every waiting frame and every due timer; ms until the next one (or None)."""
         now = self.clock()
         n = self.link.recv_into(self.rxbuf)
-        if not n and not self.dirty and self.after_input is None:
+        if not n and not self.dirty and self.hot is None and self.after_input is None:
             # Nothing came and nothing changed since the last full pass (services, TCBs,
             # TIME-WAIT and ARP: `dirty`, set by tcp.py, sock.py, the services and this
             # file): until the earliest deadline that pass found, there is nothing to do.
@@ -351,6 +354,21 @@ class Stack:
             n = link.recv_into(rxbuf)
         if self.after_input is not None:
             self.after_input()
+            self.dirty = True  # it may have done anything
+        hot = self.hot
+        self.hot = None
+        due = self.due_at
+        if not self.dirty and hot is not True and (due is None or port.ticks_diff(due, now) > 0):
+            # Only one connection's segments came (or its application wrote): nothing due,
+            # nothing else changed. It alone may have something to send, or a new deadline.
+            best = None if due is None else port.ticks_diff(due, now)
+            if hot is not None and hot.v[IN_USE]:
+                hot.output(now)
+                left = hot.next_due_ms(now)
+                if left is not None and (best is None or left < best):
+                    best = left
+                    self.due_at = port.ticks_add(now, left)
+            return 0 if busy else best
         best = None
         for _ in range(3 if self.services else 0):
             # A service may change the address (DHCP binds): the others are asked again,
@@ -525,6 +543,7 @@ class Stack:
         if etype == ether.TYPE_IPV4:
             self.process_ipv4(n, now)
         elif etype == ether.TYPE_ARP:
+            self.dirty = True
             self.process_arp(n, now)
         else:
             self.stats.ethInDrops += 1
@@ -676,7 +695,9 @@ class Stack:
         total = (buf[ip + 2] << 8) | buf[ip + 3]
         if proto == ipv4.PROTO_TCP:
             self.process_tcp(ip, hlen, total, now)
-        elif proto == ipv4.PROTO_UDP:
+            return
+        self.dirty = True  # a service's or an ICMP message's effects: poll()'s full pass
+        if proto == ipv4.PROTO_UDP:
             self.udp.process(ip, hlen, total, kind, now)
         elif proto == ipv4.PROTO_ICMP:
             self.process_icmp(ip, hlen, total, now)
@@ -762,8 +783,14 @@ class Stack:
         for tcb in self.tcbs:
             if (tcb.v[IN_USE] and tcb.v[LPORT] == lport and tcb.v[RPORT] == rport
                     and tcb.v[RIP_HI] == rhi and tcb.v[RIP_LO] == rlo and tcb.v[STATE] != CLOSED):
+                hot = self.hot
+                if hot is None:
+                    self.hot = tcb
+                elif hot is not tcb:
+                    self.hot = True
                 tcb.process(seg, now)
                 return
+        self.dirty = True  # TIME-WAIT, a listener or an RST: poll()'s full pass
         slot = self.tw.find(rhi, rlo, lport, rport)
         if slot >= 0:
             self.process_time_wait(slot, seg, now)

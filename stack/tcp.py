@@ -308,7 +308,11 @@ class TCB:
         v = self.v
         n = ringbuf.write_at(self.txb, v[TX_HEAD], v[TX_COUNT], 0, data)
         v[TX_COUNT] += n
-        self.stack.dirty = True  # data to send: poll() must look (iface.py)
+        st = self.stack  # data to send: poll() must look at this TCB (iface.py `hot`)
+        if st.hot is None:
+            st.hot = self
+        elif st.hot is not self:
+            st.hot = True
         return n
 
     def read_into(self, dest):
@@ -1154,20 +1158,18 @@ class TCB:
         v = self.v
         if v[ACK_NOW]:
             return 0
-        best = _left(v[REXMIT_AT], now, None)
-        best = _left(v[PERSIST_AT], now, best)
-        best = _left(v[ACK_AT], now, best)
-        best = _left(v[FIN2_AT], now, best)
-        best = _left(v[KEEPALIVE_AT], now, best)
-        best = _left(v[ORPHAN_AT], now, best)
+        diff = port.ticks_diff
+        best = None
+        for i in _TIMERS:  # inline: a call per timer cost more than the rest of the scan
+            at = v[i]
+            if at is not None:
+                left = diff(at, now)
+                if best is None or left < best:
+                    best = left
         if best is not None and best < 0:
             best = 0
         return best
 
 
-def _left(at, now, best):
-    """The smaller of best and the ms left until deadline `at` (None = off)."""
-    if at is None:
-        return best
-    left = port.ticks_diff(at, now)
-    return left if best is None or left < best else best
+# The deadline fields next_due_ms() looks at.
+_TIMERS = (REXMIT_AT, PERSIST_AT, ACK_AT, FIN2_AT, KEEPALIVE_AT, ORPHAN_AT)
