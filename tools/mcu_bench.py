@@ -25,10 +25,15 @@
 # them (what the stack plus a cheapest possible link costs). The cost of reading ticks_us
 # around each measured section (an empty section, measured) is subtracted from every figure.
 #
-# --profile breaks one segment in and one out down by function: every function and method of
-# the stack's modules (and the pipe's) is wrapped with a ticks_us-measuring wrapper; self =
-# inclusive minus the callees', the wrappers' own cost calibrated and taken off. The wrappers
-# disturb what they measure (allocation, a call layer): read the shares, not the last digit.
+# --profile breaks one segment in and one out down by function (a table sorted by self cost):
+# every module-level function and method of the stack's modules (and of the pipe) is wrapped
+# by a native-code wrapper reading ticks_us on entry and exit (arity from stack/'s source, so
+# nothing is allocated per call); self = inclusive minus the callees'. The wrappers' own cost
+# (about 12k instructions a call) is calibrated on an empty function and scaled so the
+# wrapped rounds add up to the same rounds measured unwrapped. Small functions come out a few
+# thousand instructions off (a few are slightly negative): read the ranking and the big
+# entries, not the last digit. Bytecode calls needing more than 11 words of state put their
+# frame on the heap (py/objfun.c): their cost includes that allocation.
 
 import argparse
 import json
@@ -145,6 +150,16 @@ def listen(nb, port_no):
     return srv
 
 
+def empty_loop(m):
+    # A for loop of m rounds doing nothing, timed as one section (see polls()).
+    gc.collect()
+    t0 = tu()
+    for _ in range(m):
+        pass
+    t1 = tu()
+    return td(t1, t0)
+
+
 def link_costs(n, E):
     # The pipe's own cost per call, measured alone: send and recv_into of a 1514-byte
     # frame and of a 54-byte one (an ACK), and a recv_into that finds nothing.
@@ -235,16 +250,6 @@ def segments(n, warm, E, L):
     c.close()
     s.close()
     srv.close()
-
-
-def empty_loop(m):
-    # A for loop of m rounds doing nothing, timed as one section (see polls()).
-    gc.collect()
-    t0 = tu()
-    for _ in range(m):
-        pass
-    t1 = tu()
-    return td(t1, t0)
 
 
 def polls(st, m, E, L):
@@ -341,41 +346,61 @@ out("heap_free", gc.mem_free())
 # generated SPEC (which functions to wrap, and their arity) and wrapper factories.
 PROFILE = r"""
 import sys
+import micropython
 
-SIDE = [0]  # 0: the receiver's work (table "in"), 4: the sender's ("out")
-DEP = [0]  # depth of wrapped calls; FR[3 * depth ...] = callees' sum of d, their count, t0
-FR = [0] * (3 * 64)
+SIDE = [0]  # 0: the receiver's work (table "in"), 5: the sender's ("out")
+DEP = [0]  # depth of wrapped calls; FR[4 * depth ...]: callees' sum of d, their count, all
+FR = [0] * (4 * 64)  # wrapped calls below (callees' callees too), t0
 MAXF = 500  # functions that can be wrapped
 # Allocated first, while the heap is whole: per function and side [calls, sum d, sum of
-# callees' d, callees' count] (ACC[8 * i + side + ...]); its name as (module, class, key).
-ACC = [0] * (8 * MAXF)
+# callees' d, callees' count, all wrapped calls below] (ACC[10 * i + side + ...]); its name
+# as (module, class, key).
+ACC = [0] * (10 * MAXF)
 NAMES = [None] * (3 * MAXF)
 NF = [0]
 M = object()  # "argument not given"
 
 
+# The wrappers and what they call are native code: a native function keeps its locals on
+# the C stack, while a bytecode call needing more than 11 words of state allocates its frame
+# on the heap, whose cost depends on how fragmented the heap is.
+@micropython.native
+def tun():
+    a = _tu()
+    b = _tu()
+    while td(b, a) > 2 or td(b, a) < 0:
+        a = b
+        b = _tu()
+    return b
+
+
+@micropython.native
 def enter():
     k = DEP[0] + 1
     DEP[0] = k
-    k *= 3
+    k *= 4
     FR[k] = 0
     FR[k + 1] = 0
-    FR[k + 2] = tu()
+    FR[k + 2] = 0
+    FR[k + 3] = tun()
 
 
+@micropython.native
 def leave(base):
-    t1 = tu()
+    t1 = tun()
     k = DEP[0]
-    i = 3 * k
-    d = td(t1, FR[i + 2])
+    i = 4 * k
+    d = td(t1, FR[i + 3])
     j = base + SIDE[0]
     ACC[j] += 1
     ACC[j + 1] += d
     ACC[j + 2] += FR[i]
     ACC[j + 3] += FR[i + 1]
+    ACC[j + 4] += FR[i + 2]
     DEP[0] = k - 1
-    FR[i - 3] += d
-    FR[i - 2] += 1
+    FR[i - 4] += d
+    FR[i - 3] += 1
+    FR[i - 2] += 1 + FR[i + 2]
 
 
 def bail():
@@ -406,7 +431,7 @@ def new_slot(mod, cls, key):
     NAMES[3 * i] = mod
     NAMES[3 * i + 1] = cls
     NAMES[3 * i + 2] = key
-    return 8 * i
+    return 10 * i
 
 
 def factory(name):
@@ -465,6 +490,8 @@ def calibrate(m):
     # Tu: a plain call of noop2, Tw: a wrapped one (loops of m, each one section); D: what
     # the wrapper records as the wrapped call's d.
     base = new_slot("-", None, "noop")
+    for i in range(10):
+        ACC[base + i] = 0
     wn = FACT["2.0"](noop2, base)
     e = empty_loop(m)
     t0 = tu()
@@ -480,7 +507,7 @@ def calibrate(m):
     Tw = (td(t1, t0) - e) / m
     D = ACC[base + 1] / ACC[base]
     NF[0] -= 1
-    FR[0] = FR[1] = 0
+    FR[0] = FR[1] = FR[2] = 0
     return Tu, Tw, D
 
 
@@ -496,6 +523,25 @@ def profile(n, warm):
         s.recv_into(sink)
         clock[0] += 1
         na.poll()
+    # The same rounds unwrapped first: what the wrapped ones must add up to.
+    sec = [0, 0]
+    for k in range(n):
+        gc.collect()
+        t0 = tu()
+        c.send(data)
+        t1 = tu()
+        t2 = tu()
+        nb.poll()
+        s.recv_into(sink)
+        t3 = tu()
+        clock[0] += 1
+        t4 = tu()
+        na.poll()
+        t5 = tu()
+        sec[0] += td(t3, t2)
+        sec[1] += td(t1, t0) + td(t5, t4)
+    ins("plain_in", sec[0] / n - E)
+    ins("plain_out", sec[1] / n - 2 * E)
     out("wrapped", install())
     gc.collect()
     out("heap_free_wrapped", gc.mem_free())
@@ -511,45 +557,43 @@ def profile(n, warm):
         na.poll()
     for i in range(len(ACC)):
         ACC[i] = 0
-    roots = [0, 0, 0, 0]  # the receiver's top-level callees: sum d, count; the sender's
+    roots = [0] * 6  # the receiver's top-level callees: sum d, count, all calls; the sender's
     sec = [0, 0]
-    a0 = gc.mem_alloc()
     for k in range(n):
-        if k % 10 == 0:
-            gc.collect()
-        SIDE[0] = 4
-        FR[0] = FR[1] = 0
-        t0 = tu()
-        c.send(data)
-        t1 = tu()
-        roots[2] += FR[0]
-        roots[3] += FR[1]
-        SIDE[0] = 0
-        FR[0] = FR[1] = 0
-        t2 = tu()
-        nb.poll()
-        s.recv_into(sink)
-        t3 = tu()
-        roots[0] += FR[0]
-        roots[1] += FR[1]
-        SIDE[0] = 4
-        FR[0] = FR[1] = 0
-        clock[0] += 1
-        t4 = tu()
-        na.poll()
-        t5 = tu()
-        roots[2] += FR[0]
-        roots[3] += FR[1]
-        sec[0] += td(t3, t2)
-        sec[1] += td(t1, t0) + td(t5, t4)
+        gc.collect()  # each round on the same heap (the stack's bytecode frames are on it)
+        for side in (5, 0, 5):
+            SIDE[0] = side
+            DEP[0] = FR[0] = FR[1] = FR[2] = 0
+            if side == 0:
+                t0 = tu()
+                nb.poll()
+                s.recv_into(sink)
+                t1 = tu()
+            elif k >= 0:
+                t0 = tu()
+                c.send(data)
+                t1 = tu()
+                k = -1 - k  # the sender's second section: its poll, after the clock moves
+            else:
+                k = -1 - k
+                clock[0] += 1
+                t0 = tu()
+                na.poll()
+                t1 = tu()
+            r = 0 if side == 0 else 3
+            roots[r] += FR[0]
+            roots[r + 1] += FR[1]
+            roots[r + 2] += FR[2]
+            sec[0 if side == 0 else 1] += td(t1, t0)
     out("rounds", n)
     for side, i in (("in", 0), ("out", 1)):
-        print("prof", side, "-", n, sec[i] * 1000, roots[2 * i] * 1000, roots[2 * i + 1])
+        print("prof", side, "-", n, sec[i] * 1000, roots[3 * i] * 1000, roots[3 * i + 1],
+              roots[3 * i + 2])
     for f in range(NF[0]):
-        for side, i in (("in", 8 * f), ("out", 8 * f + 4)):
+        for side, i in (("in", 10 * f), ("out", 10 * f + 5)):
             if ACC[i]:
                 print("prof", side, name_of(f), ACC[i], ACC[i + 1] * 1000, ACC[i + 2] * 1000,
-                      ACC[i + 3])
+                      ACC[i + 3], ACC[i + 4])
 
 
 E = empty_section(2000)
@@ -563,6 +607,11 @@ def _module_short(path):
     if rel == "__init__":
         return "stack"
     return rel[:-len(".__init__")] if rel.endswith(".__init__") else rel
+
+
+# Modules a two-stack TCP run over the pipe does not import: left out of the SPEC (board heap).
+_NOT_LOADED = ("aio", "aio_streams", "debug", "dhcp", "dns", "mdns", "nic", "services", "trace",
+               "udpsock", "usocket")
 
 
 def wrap_spec():
@@ -595,6 +644,8 @@ def wrap_spec():
 
     spec = []
     for mod, tree in sorted(trees.items()):
+        if mod in _NOT_LOADED or mod.startswith("link.") and mod != "link.pipe":
+            continue
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 spec.append("%s.%s=%s" % (mod, node.name, shape(node)))
@@ -607,23 +658,25 @@ def wrap_spec():
 
 
 def _factory_source(shape):
-    # A wrapper of fixed arity: parameters with defaults get the sentinel M, and the call
-    # passes only those given. No *args: nothing allocated per call.
+    # A native wrapper of fixed arity: parameters with defaults get the sentinel M and the
+    # call passes only those given; the function and its slot are default arguments, not a
+    # closure's cells (a closure called with more than 5 arguments and cells together
+    # allocates them). Nothing is allocated per call.
     n, d = (int(x) for x in shape.split("."))
     ps = ["p%d" % i for i in range(n)]
-    sig = ", ".join(ps[:n - d] + ["%s=M" % p for p in ps[n - d:]])
-    lines = ["def mk_%d_%d(f, base):" % (n, d), "    def w(%s):" % sig, "        enter()",
-             "        try:"]
+    sig = ", ".join(ps[:n - d] + ["%s=M" % p for p in ps[n - d:]] + ["_f=f", "_b=base"])
+    lines = ["def mk_%d_%d(f, base):" % (n, d), "    @micropython.native",
+             "    def w(%s):" % sig, "        enter()", "        try:"]
     if d == 0:
-        lines.append("            r = f(%s)" % ", ".join(ps))
+        lines.append("            r = _f(%s)" % ", ".join(ps))
     else:
         for k in range(n - d, n):
             lines.append("            %s %s is M:" % ("if" if k == n - d else "elif", ps[k]))
-            lines.append("                r = f(%s)" % ", ".join(ps[:k]))
+            lines.append("                r = _f(%s)" % ", ".join(ps[:k]))
         lines.append("            else:")
-        lines.append("                r = f(%s)" % ", ".join(ps))
-    lines += ["        except BaseException:", "            bail()", "            raise",
-              "        leave(base)", "        return r", "    return w", ""]
+        lines.append("                r = _f(%s)" % ", ".join(ps))
+    lines += ["        except BaseException as e:", "            bail()", "            raise e",
+              "        leave(_b)", "        return r", "    return w", ""]
     return "\n".join(lines)
 
 
@@ -632,77 +685,95 @@ def board_code(params, body=BOARD):
 
 
 def profile_code(params):
-    helpers = BOARD[:BOARD.index("\nE = empty_section(")]
+    """The profile's board code, in pieces run one after the other (the raw REPL keeps its
+    input buffer at the largest piece's size, and compiling a big piece takes heap)."""
+    helpers = BOARD[:BOARD.index("\ndef link_costs(")]
     spec, shapes = wrap_spec()
     i = PROFILE.index("\ndef install():")
+    j = PROFILE.index("\nE = empty_section(")
     fact = "".join(_factory_source(sh) for sh in shapes)
     table = "FACT = {%s}\n" % ", ".join("%r: mk_%s" % (sh, sh.replace(".", "_"))
                                          for sh in shapes) + "FACT['*'] = mk_any\n"
-    body = PROFILE[:i] + "\n" + fact + table + "SPEC = %r\n" % spec + PROFILE[i:]
-    return board_code(params, helpers + body)
+    return ["P = %r\n%s" % (params, helpers), PROFILE[:i], fact + table,
+            "SPEC = %r\n" % spec, PROFILE[i:j], PROFILE[j:]]
 
 
 def profile(iters=60, variant=VARIANT, fw=None):
     """Per-function instructions per segment: {"in": rows, "out": rows, ...}, rows sorted by
     self cost, each (name, calls per segment, self, inclusive)."""
     res, text = run_board(profile_code({"iters": iters, "warm": 40}), variant, fw)
-    Tu, Tw, D = res["cal_Tu"], res["cal_Tw"], res["cal_D"]
-    o_in = D - Tu  # the wrapper's cost inside what it records (the call of f beyond a plain one)
-    x = Tw - D  # ... and outside it, in the caller's time
     n = res["rounds"]
-    out = {"wrapped": res["wrapped"], "o_in": o_in, "x": x, "sec_in": res["sec_in"],
-           "sec_out": res["sec_out"]}
+    # The wrapper's cost per call: calibrated on a wrapped empty function (the part inside
+    # the interval it records, o_in, and outside, x), then scaled so that the wrapped rounds
+    # add up to the same rounds measured unwrapped just before. MicroPython allocates a
+    # call's frame on the heap when it needs more than 11 words, and what an allocation
+    # costs depends on the heap's state: the calibration alone is only an estimate.
+    share_in = (res["cal_D"] - res["cal_Tu"]) / (res["cal_Tw"] - res["cal_Tu"])
+    out = {"wrapped": res["wrapped"], "rounds": n}
     for side in ("in", "out"):
-        rows = []
+        recs = []
+        top = None
         for line in text.splitlines():
             f = line.split()
-            if len(f) != 7 or f[0] != "prof" or f[1] != side:
-                continue
-            name, calls, d, cd, cn = f[2], int(f[3]), float(f[4]), float(f[5]), int(f[6])
-            if name == "-":
-                # The measured sections: what is not in a wrapped call is the driver loop's.
-                sec_e = d - (1 if side == "in" else 2) * n * res["empty_section"]
-                rows.append(("(driver loop, outside the stack)", 0, (sec_e - cd - cn * x) / n,
-                             sec_e / n))
-                continue
-            incl = (d - calls * o_in) / n
-            rows.append((name, calls / n, incl - (cd + cn * x) / n, incl))
+            if len(f) == 8 and f[0] == "prof" and f[1] == side:
+                rec = (f[2], int(f[3]), float(f[4]), float(f[5]), int(f[6]), int(f[7]))
+                if rec[0] == "-":
+                    top = rec
+                else:
+                    recs.append(rec)
+        sections = 1 if side == "in" else 2
+        wrapped = top[2] / n - sections * res["empty_section"]
+        plain = res["plain_" + side]
+        calls = sum(r[1] for r in recs) / n
+        o_tot = (wrapped - plain) / calls
+        o_in, x = o_tot * share_in, o_tot * (1 - share_in)
+        rows = [("(the driver loop's lines, outside the stack)", 0,
+                 wrapped - (top[3] + top[4] * x) / n, wrapped - top[5] * o_tot / n)]
+        for name, c, d, cd, cn, below in recs:
+            # self: what it recorded, less its callees' records and their wrappers' outer
+            # part; inclusive: less every wrapper below it, whole.
+            rows.append((name, c / n, (d - c * o_in - cd - cn * x) / n,
+                         (d - c * o_in - below * o_tot) / n))
         rows.sort(key=lambda r: -r[2])
         out[side] = rows
+        out[side + "_plain"] = plain
+        out[side + "_overhead"] = (o_in, x)
     return out
 
 
-def profile_report(p, totals=None):
-    lines = ["%d functions wrapped; wrapper cost taken off: %.0f inside, %.0f outside a call"
-             % (p["wrapped"], p["o_in"], p["x"])]
+def profile_report(p):
+    lines = ["%d functions wrapped, %d rounds; the wrappers' own cost taken off" % (
+        p["wrapped"], p["rounds"])]
     for side, what in (("in", "one 1460-byte segment in (receiver: poll + recv_into, "
                                "ACK share)"),
                        ("out", "one 1460-byte segment out (sender: send + poll taking the "
                                 "ACKs)")):
         rows = p[side]
-        total = sum(r[2] for r in rows)
+        total = p[side + "_plain"]
         lines.append("")
-        lines.append("%s, with the pipe link; instructions per segment" % what)
-        lines.append("%-52s %7s %9s %6s %9s" % ("function", "calls", "self", "%", "inclusive"))
+        lines.append("%s, with the pipe link; instructions per segment (total %.0f; wrapper "
+                     "%.0f + %.0f per call taken off)" % ((what, total) + p[side + "_overhead"]))
+        lines.append("%-52s %6s %8s %6s %9s" % ("function (self = without its callees)", "calls",
+                                                "self", "%", "inclusive"))
         for name, calls, self_, incl in rows:
-            if abs(self_) < 0.0005 * total and calls < 0.5:
+            if abs(self_) < 0.001 * total and calls < 0.5:
                 continue
-            lines.append("%-52s %7.2f %9.0f %5.1f%% %9.0f"
+            lines.append("%-52s %6.2f %8.0f %5.1f%% %9.0f"
                          % (name, calls, self_, 100.0 * self_ / total, incl))
-        ref = ""
-        if totals and ("seg_%s_pipe" % side) in totals:
-            ref = "; measured unwrapped: %.0f" % totals["seg_%s_pipe" % side]
-        lines.append("%-52s %7s %9.0f%s" % ("sum of self", "", total, ref))
     return "\n".join(lines)
 
 
 def run_board(code, variant=VARIANT, fw=None):
-    """Run code on the board under -icount; return {key: float} of its "key value" lines."""
+    """Run code (a string, or pieces run one after the other in the same globals) on the
+    board under -icount; return ({key: float} of its "key value" lines, its output)."""
     fw = fw or mcu.build(variant, quiet=True)
+    out = ""
     with mcu.Qemu(variant, fw, extra_args=ICOUNT) as q:
-        out, err = q.exec(code, timeout_s=TIMEOUT_S)
-    if err.strip():
-        raise mcu.MCUError("board error:\n%s%s" % (out, err))
+        for piece in [code] if isinstance(code, str) else code:
+            o, err = q.exec(piece, timeout_s=TIMEOUT_S)
+            out += o
+            if err.strip():
+                raise mcu.MCUError("board error:\n%s%s" % (out, err))
     res = {}
     for line in out.splitlines():
         m = re.fullmatch(r"(\w+) (-?[\d.e+-]+)", line.strip())
@@ -760,8 +831,9 @@ def main(argv):
         return 2
     t0 = time.monotonic()
     try:
-        res = measure(args.iters, variant=args.variant)
-        prof = profile(max(10, args.iters // 3), args.variant) if args.profile else None
+        fw = mcu.build(args.variant, quiet=True)  # one firmware for both: stack/ may change
+        res = measure(args.iters, variant=args.variant, fw=fw)
+        prof = profile(max(10, args.iters // 3), args.variant, fw) if args.profile else None
     except mcu.MCUError as e:
         print("mcu_bench: %s" % e, file=sys.stderr)
         return 1
@@ -773,7 +845,7 @@ def main(argv):
         print(report(res))
         if prof:
             print()
-            print(profile_report(prof, res))
+            print(profile_report(prof))
         print("(%s, %d segments, %.1f s)" % (args.variant, args.iters, time.monotonic() - t0))
     return 0
 
