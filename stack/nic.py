@@ -10,10 +10,12 @@
 # State kept on the Stack: net.nic_up (active or not; a Stack built with a static address
 # counts as active until active(False)), net.dhcp (the dhcp.Client once made, or None).
 
+from micropython import const
+
 from . import ipv4
 
-_HOSTNAME_MAX = 32  # MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN
-_DHCP_WAIT_MS = 10000  # ifconfig("dhcp") blocks this long, as MicroPython's does
+_HOSTNAME_MAX = const(32)  # MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN
+_DHCP_WAIT_MS = const(10000)  # ifconfig("dhcp") blocks this long, as MicroPython's does
 
 
 def _up(net):

@@ -5,7 +5,9 @@
 #
 # Each factory returns a client_connected_cb(reader, writer) coroutine function.
 
-_CHUNK = 1024
+from micropython import const
+
+_CHUNK = const(1024)
 
 
 def echo(net=None):

@@ -414,6 +414,23 @@ def measure_aio_memory(results):
         results[k] = summary([int(v)])
 
 
+def measure_mcu_heap(results):
+    """Heap on the emulated board (tools/mcu_heap.py, issue 14): QEMU, no root. One line
+    and no rows when QEMU or the pinned MicroPython source is missing."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import mcu_heap
+
+    progress("heap on the emulated board (Cortex-M3, 190 KiB heap): import stack frozen, "
+             "ROMFS, .mpy; the HTTP service with 4 connections")
+    try:
+        res = mcu_heap.measure(log=progress)
+    except mcu_heap.MissingError as e:
+        progress("heap on the emulated board: skipped: %s" % e)
+        return
+    for k, v in res.items():
+        results[k] = summary([v])
+
+
 def measure_tls(results, mode_name):
     """TLS handshake and requests over HTTPS on the unix port (host_tests/bench_tls.py)."""
     sys.path.insert(0, os.path.join(ROOT, "host_tests"))
@@ -662,6 +679,32 @@ ROWS = (
      "heap_bytes_per_conn_aio_streams_unix64", None, "B", "", None),
     ("flash: all of stack/ with link drivers, armv6m", "mpy_bytes_all_armv6m", None, "B", "",
      None),
+    # Issue 14, heap on the emulated board (tools/mcu_heap.py: QEMU mps2-an385, Cortex-M3,
+    # 190 KiB heap; gc.collect() then gc.mem_alloc(), after minus before).
+    ("heap kept by import stack, frozen, emulated M3", "heap_import_stack_frozen", None, "B",
+     "<= 12288", lambda v: v <= 12288),
+    ("heap kept by import stack, ROMFS, emulated M3", "heap_import_stack_romfs", None, "B",
+     "", None),
+    ("heap kept by import stack, .mpy in /lib, emulated M3", "heap_import_stack_mpy", None,
+     "B", "<= 32768", lambda v: v <= 32768),
+    ("heap of the HTTP service, 4 connections, .mpy, emulated M3",
+     "heap_http_service_4_conns_mpy", None, "B", "<= 65536", lambda v: v <= 65536),
+    ("  the same, frozen", "heap_http_service_4_conns_frozen", None, "B", "", None),
+    ("  the same, ROMFS", "heap_http_service_4_conns_romfs", None, "B", "", None),
+    ("free heap after the HTTP service's start-up, .mpy", "free_after_startup_mpy", None, "B",
+     "", None),
+    ("largest free block after start-up, .mpy", "largest_block_after_startup_mpy", None, "B",
+     "", None),
+    ("  as a share of the free heap, .mpy", "largest_block_pct_of_free_after_startup_mpy",
+     None, "%", ">= 50", lambda v: v >= 50),
+    ("free heap after the HTTP service's start-up, frozen", "free_after_startup_frozen", None,
+     "B", "", None),
+    ("largest free block after start-up, frozen", "largest_block_after_startup_frozen", None,
+     "B", "", None),
+    ("  as a share of the free heap, frozen", "largest_block_pct_of_free_after_startup_frozen",
+     None, "%", ">= 50", lambda v: v >= 50),
+    ("Stack(tcbs=4, 2 KB rings): its pools, emulated M3", "heap_stack_tcbs4_2k_rings", None,
+     "B", "", None),
 )
 
 
@@ -701,6 +744,7 @@ def main(argv):
         out = argv[argv.index("--out") + 1]
     results = {}
     measure_mcu(results, mode_name)  # no root needed: before the check
+    measure_mcu_heap(results)  # no root needed either
     if os.geteuid() != 0:
         if results:
             print(table(results)[0])

@@ -102,7 +102,7 @@ print('LARGEST %d' % _largest())
 ORDER = ("port", "config", "seq", "ringbuf", "assembler", "tcpseg", "timewait", "stats",
          "ipv4", "ether", "arp", "icmp", "udp", "tcp", "iface", "sock", "udpsock", "nic",
          "dhcp", "dns", "mdns", "usocket", "aio", "services", "trace", "debug")
-CORE = ORDER[:ORDER.index("sock") + 1]
+CORE = ORDER[:ORDER.index("iface") + 1]  # what `import stack` loads (sock.py: on first use)
 
 PER_MODULE = """\
 import gc, sys
@@ -129,6 +129,21 @@ _net = Stack(_Link(), ip='10.0.0.2', **%r)
 gc.collect()
 print('POOLS %%d' %% (gc.mem_alloc() - _a))
 """ % (ORDER, STACK_KW)
+
+# On the frozen firmware: what each optional module adds once `import stack` has run.
+OPTIONAL = ORDER[ORDER.index("sock"):]
+PER_MODULE_FROZEN = """\
+import gc, stack
+_r = []
+for _m in %r:
+    gc.collect()
+    _a = gc.mem_alloc()
+    __import__('stack.' + _m)
+    gc.collect()
+    _r.append((_m, gc.mem_alloc() - _a))
+for _m, _d in _r:
+    print('MOD %%s %%d' %% (_m, _d))
+""" % (OPTIONAL,)
 
 BASELINE = LARGEST + """\
 gc.collect()
@@ -354,17 +369,17 @@ def measure(parts=PARTS, log=print):
         try:
             with emuboard.EmuBoard("board", fw=fw, romfs=img if key == "romfs" else None,
                                    nic=link.nic() if link else None) as eb:
-                files = ("boot.py", "config.py") if http else ()
+                # boot.py on every board (its gc.threshold() is part of the figures).
+                files = ("boot.py", "config.py") if http else ("boot.py",)
                 lib = rows if key == "mpy" else []
-                if lib or files:
-                    deploy(eb, lib, files, per_module=key == "mpy" and "modules" in parts)
-                    _soft_reset(eb)
+                deploy(eb, lib, files, per_module=key == "mpy" and "modules" in parts)
+                _soft_reset(eb)
                 if key in parts:
                     log("%s: import stack (%s)" % (key, HOW[key]))
                     _import(eb, results, key)
-                if key == "mpy" and "modules" in parts:
-                    log("mpy: each module alone")
-                    _modules(eb, results)
+                if "modules" in parts and key in ("mpy", "frozen"):
+                    log("%s: each module alone" % key)
+                    _modules(eb, results, key)
                 if http:
                     log("%s: the HTTP service (firmware/main.py) with %d connections open"
                         % (key, CONNECTIONS))
@@ -381,11 +396,13 @@ HOW = {"frozen": "the board firmware, stack/ frozen",
        "mpy": ".mpy files in /lib, nothing of ours frozen"}
 
 
-def _modules(eb, results):
+def _modules(eb, results, key):
     _soft_reset(eb)
-    out = _exec(eb, PER_MODULE)
+    out = _exec(eb, PER_MODULE if key == "mpy" else PER_MODULE_FROZEN)
     for name, held in re.findall(r"MOD (\w+) (-?\d+)", out):
-        results["heap_module_%s_mpy" % name] = int(held)
+        results["heap_module_%s_%s" % (name, key)] = int(held)
+    if key == "frozen":
+        return
     results["heap_stack_tcbs4_2k_rings"] = _parse(out, "POOLS")[0]
     if "heap_import_stack_mpy" in results:
         core = sum(results["heap_module_%s_mpy" % m] for m in CORE)
@@ -403,6 +420,14 @@ def _http(eb, results, key, link):
         text = _soft_reset(eb, wait_for=b"READY", timeout_s=120)
         if "READY http" not in text:
             raise MCUError("main.py did not serve: %r" % text[-500:])
+        time.sleep(0.5)
+        out = _exec(eb, LARGEST + AFTER)  # serving, no connection yet
+        results["heap_http_service_idle_" + key] = _parse(out, "HELD")[0] - base
+        from rawrepl import Board
+
+        with Board(eb.port) as b:
+            if not b.resume():  # main.py's resume(): the same loop, tasks and Stack go on
+                raise MCUError("main.py left no resume()")
         peer.open(CONNECTIONS, b"GET / HTTP/1.0\r\n")
         time.sleep(1.0)  # the board takes the request lines; its handlers wait for headers
         out = _exec(eb, LARGEST + AFTER)
@@ -410,6 +435,8 @@ def _http(eb, results, key, link):
         peer.close()
     held, free = _parse(out, "HELD", 2)
     results["heap_http_service_%d_conns_%s" % (CONNECTIONS, key)] = held - base
+    results["heap_per_http_connection_" + key] = (
+        held - base - results["heap_http_service_idle_" + key]) // CONNECTIONS
     results["free_after_startup_" + key] = free
     largest = results["largest_block_after_startup_" + key] = _parse(out, "LARGEST")[0]
     results["largest_block_pct_of_free_after_startup_" + key] = largest * 100 // free
@@ -420,6 +447,57 @@ def _http(eb, results, key, link):
     _exec(eb, "import os\nos.remove('main.py')")
 
 
+def anatomy(lib=None):
+    """What each .mpy of lib/stack (stage()'s) holds, read with the pinned MicroPython's
+    tools/mpy-tool.py: {module: dict(bytes, functions, bytecode, qstrs, qstr_bytes, objs,
+    obj_bytes)}. From a .mpy file a board copies the bytecode and the constant objects to the
+    heap and interns the qstrs it lacks (frozen, all three sit in flash; from ROMFS the
+    bytecode and strings stay in the image); every function is a heap object either way."""
+    import importlib.util
+
+    import mcu
+
+    src, _ = mcu.source()
+    tools = os.path.join(src, "tools")
+    sys.path[:0] = [tools, os.path.join(src, "py")]
+    saved = sys.argv
+    try:
+        sys.argv = ["mpy-tool"]
+        spec = importlib.util.spec_from_file_location("mpy_tool", os.path.join(tools,
+                                                                               "mpy-tool.py"))
+        mt = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mt)
+    finally:
+        sys.argv = saved
+    mt.config.MICROPY_QSTR_BYTES_IN_LEN = 1
+    mt.config.MICROPY_QSTR_BYTES_IN_HASH = 1
+    mt.global_qstrs = mt.GlobalQStrList()
+    lib = lib or os.path.join(OUT, "lib", "stack")
+    out = {}
+    for f in sorted(os.listdir(lib)):
+        if not f.endswith(".mpy"):
+            continue
+        mt.config.native_arch = mt.MP_NATIVE_ARCH_NONE
+        cm = mt.read_mpy(os.path.join(lib, f))
+        todo, codes = [cm.raw_code], []
+        while todo:
+            rc = todo.pop()
+            codes.append(rc)
+            todo.extend(getattr(rc, "children", []))
+        row = dict(bytes=os.path.getsize(os.path.join(lib, f)), functions=len(codes) - 1,
+                   bytecode=sum(len(rc.fun_data) for rc in codes), qstrs=0, qstr_bytes=0,
+                   objs=0, obj_bytes=0)
+        for seg in cm.mpy_segments:
+            if seg.kind == seg.QSTR:
+                row["qstrs"] += 1
+                row["qstr_bytes"] += seg.end - seg.start
+            elif seg.kind == seg.OBJ:
+                row["objs"] += 1
+                row["obj_bytes"] += seg.end - seg.start
+        out[f[:-4]] = row
+    return out
+
+
 def main(argv):
     import argparse
 
@@ -427,7 +505,16 @@ def main(argv):
     ap.add_argument("--tiny", action="store_true", help="the import figures only")
     ap.add_argument("--parts", help="comma-separated, of: " + ", ".join(PARTS))
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--anatomy", action="store_true",
+                    help="no QEMU: what each .mpy holds (mpy-tool), one row per module")
     args = ap.parse_args(argv)
+    if args.anatomy:
+        stage()
+        cols = ("bytes", "functions", "bytecode", "qstrs", "qstr_bytes", "objs", "obj_bytes")
+        print("%-16s" % "module" + "".join("%11s" % c for c in cols))
+        for name, row in anatomy().items():
+            print("%-16s" % name + "".join("%11d" % row[c] for c in cols))
+        return 0
     try:
         parts = args.parts.split(",") if args.parts else (TINY if args.tiny else PARTS)
         res = measure(parts, log=lambda s: print("[mcu_heap] " + s, file=sys.stderr))
