@@ -311,7 +311,10 @@ class W5500:
         in MACRAW mode; OSError saying what was read if that fails."""
         if self._rst is not None:
             self._rst(0)
-            port.sleep_ms(1)  # T_RC: RSTn low for at least 500 us
+            # T_RC: RSTn low for at least 500 us. 2 ms, not 1: on some ports sleep_ms(1)
+            # ends at the next millisecond tick, however near (the qemu port measured
+            # pulses under 500 us).
+            port.sleep_ms(2)
             self._rst(1)
             port.sleep_ms(2)  # T_PL: the PLL locks within 1 ms of RSTn rising
         # Software reset (MR.RST clears itself), then as ref 5 orders it: VERSIONR, RTR. Some
