@@ -194,12 +194,28 @@ def link_costs(n, E):
     return res
 
 
-def segments(n, warm, E, L):
+def fragment():
+    # A heap as an application leaves it: 600 small objects (16 to 80 bytes), every other
+    # one dropped. A bytecode call needing more than 11 words of state gets its frame from
+    # the heap (py/objfun.c), and the allocator then walks past the small holes.
+    junk = [None] * 600
+    for i in range(600):
+        junk[i] = bytearray(i % 5 * 16 + 1)
+    for i in range(0, 600, 2):
+        junk[i] = None
+    gc.collect()
+    return junk
+
+
+def segments(n, warm, E, L, tag=""):
     na, nb, la, lb = make_pair(2, 4096, 4096)
     srv = listen(nb, 9)
     c, s = connect(na, nb, srv, 9, nodelay=True)
     data = memoryview(bytearray(1460))
     sink = bytearray(1460)
+    if tag:  # "_frag": the stacks made, fragment what is left, measure the pipe again
+        junk = fragment()
+        L = link_costs(P["calib"], E)
 
     def one():
         c.send(data)
@@ -241,15 +257,17 @@ def segments(n, warm, E, L):
     # A: sends fa data frames, takes fb ACK frames in, one empty recv_into per poll.
     link_a = (fa * L["send_data"] + fb * L["recv_ack"] + n * L["recv_empty"]) / n
     link_b = (fb * L["send_ack"] + fa * L["recv_data"] + n * L["recv_empty"]) / n
-    ins("seg_out_pipe", snd_pipe)
-    ins("seg_in_pipe", rcv_pipe)
-    ins("seg_out", snd_pipe - link_a)
-    ins("seg_in", rcv_pipe - link_b)
-    out("acks_per_seg", fb / n)
-    out("alloc_per_round", alloc / n)
+    ins("seg_out_pipe" + tag, snd_pipe)
+    ins("seg_in_pipe" + tag, rcv_pipe)
+    ins("seg_out" + tag, snd_pipe - link_a)
+    ins("seg_in" + tag, rcv_pipe - link_b)
+    out("acks_per_seg" + tag, fb / n)
+    out("alloc_per_round" + tag, alloc / n)
     c.close()
     s.close()
     srv.close()
+    if tag:
+        del junk
 
 
 def polls(st, m, E, L):
@@ -333,6 +351,11 @@ for k in sorted(L):
     ins("pipe_" + k, L[k])
 if "seg" in P["what"]:
     segments(P["iters"], P["warm"], E, L)
+
+
+if "frag" in P["what"]:
+    segments(P["iters"], P["warm"], E, L, "_frag")
+    gc.collect()
 if "idle" in P["what"]:
     idle(P["idle_iters"], E, L)
 if "conn" in P["what"]:
@@ -526,7 +549,8 @@ def profile(n, warm):
     # The same rounds unwrapped first: what the wrapped ones must add up to.
     sec = [0, 0]
     for k in range(n):
-        gc.collect()
+        if k % CHUNK == 0:
+            gc.collect()
         t0 = tu()
         c.send(data)
         t1 = tu()
@@ -560,7 +584,8 @@ def profile(n, warm):
     roots = [0] * 6  # the receiver's top-level callees: sum d, count, all calls; the sender's
     sec = [0, 0]
     for k in range(n):
-        gc.collect()  # each round on the same heap (the stack's bytecode frames are on it)
+        if k % CHUNK == 0:
+            gc.collect()  # as in segments(): the stack allocates a little per round
         for side in (5, 0, 5):
             SIDE[0] = side
             DEP[0] = FR[0] = FR[1] = FR[2] = 0
@@ -782,7 +807,7 @@ def run_board(code, variant=VARIANT, fw=None):
     return res, out
 
 
-def measure(iters=200, what=("seg", "idle", "conn"), variant=VARIANT, fw=None):
+def measure(iters=200, what=("seg", "idle", "conn", "frag"), variant=VARIANT, fw=None):
     params = {"iters": iters, "warm": 40, "idle_iters": max(50, iters * 3),
               "conn_iters": max(2, iters // 10), "calib": max(100, iters * 2), "what": list(what)}
     res, _ = run_board(board_code(params), variant, fw)
@@ -790,7 +815,8 @@ def measure(iters=200, what=("seg", "idle", "conn"), variant=VARIANT, fw=None):
 
 
 # What tools/bench.py puts in its table (as mcu_m0_instr_<key>).
-BENCH_KEYS = ("seg_in", "seg_out", "seg_in_pipe", "seg_out_pipe", "idle0", "idle4", "conn")
+BENCH_KEYS = ("seg_in", "seg_out", "seg_in_pipe", "seg_out_pipe", "seg_in_frag", "seg_out_frag",
+              "idle0", "idle4", "conn")
 
 # Rows of the report: key, label, budget (instructions) or None.
 FIGURES = (
@@ -798,6 +824,8 @@ FIGURES = (
     ("seg_out", "1460-byte segment out, stack only", 100000),
     ("seg_in_pipe", "1460-byte segment in, with the in-memory pipe link", None),
     ("seg_out_pipe", "1460-byte segment out, with the in-memory pipe link", None),
+    ("seg_in_frag", "  segment in, stack only, on a fragmented heap", None),
+    ("seg_out_frag", "  segment out, stack only, on a fragmented heap", None),
     ("idle0", "idle poll(), no connection", None),
     ("idle4", "idle poll(), server with 4 idle connections", 5000),
     ("idle4_client", "idle poll(), client with 4 idle connections", None),
