@@ -115,6 +115,12 @@ for _m in %r:
     _r.append((_m, gc.mem_alloc() - _a))
 for _m, _d in _r:
     print('MOD %%s %%d' %% (_m, _d))
+""" % (ORDER,)
+
+# The pools of a Stack: the small board profile, then the defaults (8 TCBs, 4 KB rings), on a
+# board with only the core loaded (with every module loaded from .mpy the defaults do not fit).
+POOLS = """\
+import gc
 from sx.iface import Stack
 class _Link:
     mtu = 1500
@@ -128,7 +134,13 @@ _a = gc.mem_alloc()
 _net = Stack(_Link(), ip='10.0.0.2', **%r)
 gc.collect()
 print('POOLS %%d' %% (gc.mem_alloc() - _a))
-""" % (ORDER, STACK_KW)
+_net = None
+gc.collect()
+_a = gc.mem_alloc()
+_net = Stack(_Link(), ip='10.0.0.2')
+gc.collect()
+print('DEFAULT_POOLS %%d' %% (gc.mem_alloc() - _a))
+""" % (STACK_KW,)
 
 # On the frozen firmware: what each optional module adds once `import stack` has run.
 OPTIONAL = ORDER[ORDER.index("sock"):]
@@ -403,7 +415,10 @@ def _modules(eb, results, key):
         results["heap_module_%s_%s" % (name, key)] = int(held)
     if key == "frozen":
         return
+    _soft_reset(eb)
+    out = _exec(eb, POOLS)
     results["heap_stack_tcbs4_2k_rings"] = _parse(out, "POOLS")[0]
+    results["heap_stack_defaults"] = _parse(out, "DEFAULT_POOLS")[0]  # 8 TCBs, 4 KB rings
     if "heap_import_stack_mpy" in results:
         core = sum(results["heap_module_%s_mpy" % m] for m in CORE)
         results["heap_module___init___mpy"] = results["heap_import_stack_mpy"] - core
