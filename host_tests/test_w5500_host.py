@@ -27,8 +27,9 @@ def test_driver_tests_under_micropython_unix():
 
 
 # On the emulated Cortex-M0 (tools/mcu.py's m0-test: ARMv6-M, 32-bit, 2 MiB heap, stack/
-# frozen): test_w5500 is not in host_tests.MODULES (tools/ is not frozen), so the emulator
-# and the test module are sent as source and built into modules on the board.
+# frozen): test_w5500 and test_w5500_int are not in host_tests.MODULES (tools/ is not
+# frozen), so the emulator and the test module are sent as source and built into modules on
+# the board.
 _ON_BOARD = """
 import sys, gc
 class _Mod:
@@ -45,17 +46,18 @@ _t = _Mod()
 _t.w5500emu = _m
 sys.modules['tools'] = _t
 sys.modules['tools.w5500emu'] = _m
-sys.modules['test_w5500'] = _mk('test_w5500', %r, 'test_w5500.py')
+sys.modules[%r] = _mk(%r, %r, 'test.py')
 gc.collect()
 import run_tests
-_p, _f = run_tests.run(['test_w5500'], True)
+_p, _f = run_tests.run([%r], True)
 print('%%d passed, %%d failed' %% (_p, _f))
 """
 
 
-def test_driver_tests_on_the_emulated_cortex_m0():
-    """The driver-against-emulator tests on bare-metal MicroPython (a 32-bit ARMv6-M, the
-    RP2040's architecture): it found RSTn pulses shorter than T_RC there."""
+@pytest.mark.parametrize("module", ["test_w5500", "test_w5500_int"])
+def test_driver_tests_on_the_emulated_cortex_m0(module):
+    """The driver-against-emulator tests (and the INT pin waking bare-metal asyncio) on a
+    32-bit ARMv6-M, the RP2040's architecture: it found RSTn pulses shorter than T_RC."""
     sys.path.insert(0, str(mp.ROOT / "tools"))
     import mcu
 
@@ -64,11 +66,12 @@ def test_driver_tests_on_the_emulated_cortex_m0():
         pytest.skip("emulated Cortex-M0: " + problem)
     with open(mp.ROOT / "tools" / "w5500emu.py") as f:
         emu_src = f.read()
-    with open(mp.ROOT / "host_tests" / "test_w5500.py") as f:
+    with open(mp.ROOT / "host_tests" / (module + ".py")) as f:
         test_src = f.read()
     fw = mcu.build("m0-test", quiet=True)
     with mcu.Qemu("m0-test", fw) as q:
-        out, err = q.exec(_ON_BOARD % (emu_src, test_src), timeout_s=900)
+        out, err = q.exec(_ON_BOARD % (emu_src, module, module, test_src, module),
+                          timeout_s=900)
     last = out.strip().splitlines()[-1] if out.strip() else ""
     assert not err and last.endswith(" 0 failed") and not last.startswith("0 "), out + err
 
