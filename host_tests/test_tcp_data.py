@@ -1,7 +1,7 @@
 # Data transfer: windows, persist, out-of-order, retransmission, fast retransmit, delayed
 # ACK, keepalive, scripted segment by segment. MIT licence.
 
-from tcpscript import ACK, MSS, PSH, WND, Peer, Seg, errno_of
+from tcpscript import ACK, MSS, PSH, WND, Peer, Seg, _csum, errno_of
 
 from stack import port
 
@@ -214,6 +214,28 @@ class TestIdlePoll:
         p.expect_nothing()
         s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: the next poll sends it
         p.expect([Seg(ACK | PSH, 2, 1, wnd=WND, data=b"b")])
+
+
+class TestHeaders:
+    # _emit() copies a connection's prepared headers (tcp.py self.hdr): they must follow
+    # an address change, and every checksum must still verify.
+
+    def test_segments_after_an_address_change_carry_the_new_source(self):
+        p = Peer()
+        s = p.connect()
+        s.send(b"a")
+        p.expect([Seg(ACK | PSH, 1, 1, wnd=WND, data=b"a")])  # checksums verified there
+        p.send(Seg(ACK, 1, 2))
+        p.net.set_address(b"\x0a\x00\x00\x03", 24)
+        s.send(b"b")
+        p.net.poll()
+        n = p.link_test.recv_into(p.buf)
+        pkt = bytes(p.buf[:n])
+        assert pkt[12:16] == b"\x0a\x00\x00\x03"
+        assert _csum(pkt[:20]) == 0xFFFF  # the IPv4 header checksum
+        pseudo = pkt[12:20] + bytes((0, 6, 0, n - 20))
+        assert _csum(pseudo + pkt[20:n]) == 0xFFFF  # the TCP checksum
+        assert pkt[40:n] == b"b"
 
 
 class TestRecovery:

@@ -254,6 +254,8 @@ class Stack:
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
         self.addr_gen += 1
         self.dirty = True
+        for tcb in self.tcbs:
+            tcb.hdr[0] = 0  # the prepared headers name the old address (tcp.py _emit)
         for fn in self.address_listeners:
             fn()
 
@@ -272,6 +274,8 @@ class Stack:
         self.tw.clear()
         self.addr_gen += 1
         self.dirty = True
+        for tcb in self.tcbs:
+            tcb.hdr[0] = 0  # the prepared headers name the old address (tcp.py _emit)
         for fn in self.address_listeners:
             fn()
 
