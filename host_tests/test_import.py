@@ -95,6 +95,10 @@ try:
 except (ImportError, AttributeError):  # private names are never looked for as modules
     pass
 assert not hasattr(stack, "_NoSuchName")
+# stats.NAMES, made on first use from one string (no 96 str constants at import).
+from stack.stats import NAMES, Stats
+assert NAMES[0] == "tcpActiveOpens" and len(NAMES) == len(set(NAMES)) > 90
+assert [k for k, _ in Stats().items()] == list(NAMES) and Stats()["tcpInSegs"] == 0
 print("lazy ok", sys.implementation.name)
 """
 

@@ -124,17 +124,17 @@ def __getattr__(name):
     # PEP 562: NAMES, the tuple of every counter's name in order, made when asked for.
     if name == "NAMES":
         return tuple(_NAMES.split())
+    if name == "_lazy":
+        return True
     raise AttributeError(name)
 
 
-try:  # a MicroPython built without module __getattr__: the tuple now
-    NAMES  # noqa: B018
-except NameError:  # pragma: no cover
-    import sys as _sys
+# A MicroPython built without module __getattr__ would never call it: the tuple now.
+import sys as _sys  # noqa: E402
 
-    if getattr(_sys.modules.get(__name__), "NAMES", None) is None:
-        NAMES = tuple(_NAMES.split())
-    del _sys
+if not getattr(_sys.modules.get(__name__), "_lazy", False):  # pragma: no cover
+    NAMES = tuple(_NAMES.split())
+del _sys
 
 
 class Stats:
