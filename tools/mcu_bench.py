@@ -374,7 +374,7 @@ import micropython
 SIDE = [0]  # 0: the receiver's work (table "in"), 5: the sender's ("out")
 DEP = [0]  # depth of wrapped calls; FR[4 * depth ...]: callees' sum of d, their count, all
 FR = [0] * (4 * 64)  # wrapped calls below (callees' callees too), t0
-MAXF = 500  # functions that can be wrapped
+MAXF = P["maxf"]  # functions that can be wrapped: as many as the SPEC names
 # Allocated first, while the heap is whole: per function and side [calls, sum d, sum of
 # callees' d, callees' count, all wrapped calls below] (ACC[10 * i + side + ...]); its name
 # as (module, class, key).
@@ -719,6 +719,7 @@ def profile_code(params):
     fact = "".join(_factory_source(sh) for sh in shapes)
     table = "FACT = {%s}\n" % ", ".join("%r: mk_%s" % (sh, sh.replace(".", "_"))
                                          for sh in shapes) + "FACT['*'] = mk_any\n"
+    params = dict(params, maxf=spec.count("=") + 1)  # one more: the calibration's
     return ["P = %r\n%s" % (params, helpers), PROFILE[:i], fact + table,
             "SPEC = %r\n" % spec, PROFILE[i:j], PROFILE[j:]]
 
