@@ -785,8 +785,11 @@ class Stack:
         """To the connection's TCB, its TIME-WAIT record, a listener, or an RST."""
         rhi, rlo, lport, rport = seg.rip_hi, seg.rip_lo, seg.dport, seg.sport
         for tcb in self.tcbs:
-            if (tcb.v[IN_USE] and tcb.v[LPORT] == lport and tcb.v[RPORT] == rport
-                    and tcb.v[RIP_HI] == rhi and tcb.v[RIP_LO] == rlo and tcb.v[STATE] != CLOSED):
+            v = tcb.v
+            # The remote port first: it differs between most connections. A free or CLOSED
+            # TCB keeps its old numbers, so IN_USE and STATE are tested too.
+            if (v[RPORT] == rport and v[LPORT] == lport and v[RIP_LO] == rlo
+                    and v[RIP_HI] == rhi and v[IN_USE] and v[STATE] != CLOSED):
                 hot = self.hot
                 if hot is None:
                     self.hot = tcb
