@@ -30,7 +30,8 @@ def write_at(mv, head, count, offset, data):
     if first >= n and n == len(data):
         mv[start:start + n] = data  # the common case: no view of data needed
         return n
-    data = memoryview(data)  # slicing bytes would copy them; a view does not
+    if type(data) is not memoryview:
+        data = memoryview(data)  # slicing bytes would copy them; a view does not
     if first >= n:
         mv[start:start + n] = data[:n]
     else:
