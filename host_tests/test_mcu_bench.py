@@ -43,7 +43,7 @@ def test_measure_gives_every_figure(fw):
 
 
 def test_profile_breaks_down_both_sides(fw):
-    p = mcu_bench.profile(iters=8, fw=fw)
+    p = mcu_bench.profile(iters=8, fw=fw)  # calibration only (no totals given)
     assert p["wrapped"] > 50, p["wrapped"]
     for side in ("in", "out"):
         rows = p[side]
@@ -53,6 +53,15 @@ def test_profile_breaks_down_both_sides(fw):
         assert any(n.startswith("tcp.") for n in names), names
         assert all(r[1] >= 0 for r in rows), rows
         assert rows[0][2] > 0  # sorted by self cost, the top one costs something
-        assert p[side + "_plain"] > 0
+        assert p[side + "_total"] > 0
     text = mcu_bench.profile_report(p)
     assert "one 1460-byte segment in" in text and "one 1460-byte segment out" in text
+
+
+def test_profile_of_a_connection(fw):
+    p = mcu_bench.profile(iters=2, fw=fw, scenario="conn")
+    names = [r[0] for r in p["conn"]]
+    assert any(n.startswith("sock.") for n in names), names
+    assert any(n.startswith("timewait.") for n in names), names  # the client's TIME-WAIT
+    assert p["conn_total"] > 0
+    assert "one connection opened and closed" in mcu_bench.profile_report(p)

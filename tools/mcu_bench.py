@@ -25,15 +25,16 @@
 # them (what the stack plus a cheapest possible link costs). The cost of reading ticks_us
 # around each measured section (an empty section, measured) is subtracted from every figure.
 #
-# --profile breaks one segment in and one out down by function (a table sorted by self cost):
-# every module-level function and method of the stack's modules (and of the pipe) is wrapped
-# by a native-code wrapper reading ticks_us on entry and exit (arity from stack/'s source, so
-# nothing is allocated per call); self = inclusive minus the callees'. The wrappers' own cost
-# (about 12k instructions a call) is calibrated on an empty function and scaled so the
-# wrapped rounds add up to the same rounds measured unwrapped. Small functions come out a few
-# thousand instructions off (a few are slightly negative): read the ranking and the big
-# entries, not the last digit. Bytecode calls needing more than 11 words of state put their
-# frame on the heap (py/objfun.c): their cost includes that allocation.
+# --profile breaks one segment in, one out and one connection opened and closed down by
+# function (tables sorted by self cost): every module-level function and method of the
+# stack's modules (and of the pipe) is wrapped, before the stacks are made, by a native-code
+# wrapper reading ticks_us on entry and exit (arity from stack/'s source: nothing allocated
+# per call); self = inclusive minus the callees'. The wrappers' own cost (about 11k
+# instructions a call) is calibrated on an empty function, then scaled so each table adds up
+# to the unwrapped figure measured just before. Small functions come out a few thousand
+# instructions off (some slightly negative): read the ranking and the big entries.
+# Bytecode calls needing more than 11 words of state get their frame from the heap
+# (py/objfun.c): their cost includes that allocation, more on a fragmented heap.
 
 import argparse
 import json
@@ -133,12 +134,10 @@ def connect(na, nb, srv, port_no, nodelay=False):
         pass
     for _ in range(50):
         step(na, nb)
-        try:
+        if srv.readable():  # not accept() in a try: an exception a step costs thousands
             s, _ = srv.accept()
             s.setblocking(False)
             return c, s
-        except OSError:
-            pass
     raise RuntimeError("no connection")
 
 
@@ -148,6 +147,23 @@ def listen(nb, port_no):
     srv.bind(("0.0.0.0", port_no))
     srv.listen(4)
     return srv
+
+
+def conn_one(na, nb, srv):
+    # One connection opened and closed. The client closes first and holds TIME-WAIT
+    # (closing both at once is a simultaneous close, another path), then the server.
+    c, s = connect(na, nb, srv, 80)
+    c.close()
+    step(na, nb, 2)
+    s.close()
+    polls = 1
+    while na.free_tcb_count() < 2 or nb.free_tcb_count() < 2:
+        step(na, nb)
+        polls += 1
+        if polls > 20:
+            raise RuntimeError("close: %r %r" % (na.connections(), nb.connections()))
+    clock[0] += 61000  # past 2 MSL: the TIME-WAIT record expires at the next poll
+    step(na, nb)
 
 
 def empty_loop(m):
@@ -306,20 +322,7 @@ def conn_cycle(n, E, L):
     step(na, nb, 3)
 
     def cycle():
-        c, s = connect(na, nb, srv, 80)
-        # The client closes first and holds TIME-WAIT (closing both at once is a
-        # simultaneous close, another path), then the server.
-        c.close()
-        step(na, nb, 2)
-        s.close()
-        polls = 1
-        while na.free_tcb_count() < 2 or nb.free_tcb_count() < 2:
-            step(na, nb)
-            polls += 1
-            if polls > 20:
-                raise RuntimeError("close: %r %r" % (na.connections(), nb.connections()))
-        clock[0] += 61000  # past 2 MSL: the TIME-WAIT record expires at the next poll
-        step(na, nb)
+        conn_one(na, nb, srv)
 
     cycle()
     t = 0
@@ -426,10 +429,6 @@ def leave(base):
     FR[i - 2] += 1 + FR[i + 2]
 
 
-def bail():
-    DEP[0] -= 1
-
-
 def mk_any(f, base):
     # For the few functions with *args or **kwargs, or a parameter some caller names: this
     # one allocates (its *a and **kw) and so costs more than calibrated.
@@ -438,7 +437,7 @@ def mk_any(f, base):
         try:
             r = f(*a, **kw)
         except BaseException:
-            bail()
+            leave(base)  # a call that raises (connect()'s EINPROGRESS) is counted too
             raise
         leave(base)
         return r
@@ -534,8 +533,22 @@ def calibrate(m):
     return Tu, Tw, D
 
 
+def wrap_first():
+    # Wrap before the stacks exist, with a block held aside meanwhile: install() leaves the
+    # heap full of small holes (its temporaries between the wrappers), and the stacks, their
+    # buffers and the calls' frames then find room in the block set free, as in segments().
+    import stack.sock  # noqa: F401 (imported on first use otherwise)
+
+    gc.collect()
+    aside = bytearray(gc.mem_free() - 48 * 1024)
+    out("wrapped", install())
+    del aside
+    gc.collect()
+
+
 def profile(n, warm):
-    na, nb, la, lb = make_pair(1, 4096, 4096)
+    wrap_first()
+    na, nb, la, lb = make_pair(2, 4096, 4096)
     srv = listen(nb, 9)
     c, s = connect(na, nb, srv, 9, nodelay=True)
     data = memoryview(bytearray(1460))
@@ -546,39 +559,12 @@ def profile(n, warm):
         s.recv_into(sink)
         clock[0] += 1
         na.poll()
-    # The same rounds unwrapped first: what the wrapped ones must add up to.
-    sec = [0, 0]
-    for k in range(n):
-        if k % CHUNK == 0:
-            gc.collect()
-        t0 = tu()
-        c.send(data)
-        t1 = tu()
-        t2 = tu()
-        nb.poll()
-        s.recv_into(sink)
-        t3 = tu()
-        clock[0] += 1
-        t4 = tu()
-        na.poll()
-        t5 = tu()
-        sec[0] += td(t3, t2)
-        sec[1] += td(t1, t0) + td(t5, t4)
-    ins("plain_in", sec[0] / n - E)
-    ins("plain_out", sec[1] / n - 2 * E)
-    out("wrapped", install())
     gc.collect()
     out("heap_free_wrapped", gc.mem_free())
     Tu, Tw, D = calibrate(500)
     ins("cal_Tu", Tu)
     ins("cal_Tw", Tw)
     ins("cal_D", D)
-    for _ in range(3):  # the wrappers' first calls
-        c.send(data)
-        nb.poll()
-        s.recv_into(sink)
-        clock[0] += 1
-        na.poll()
     for i in range(len(ACC)):
         ACC[i] = 0
     roots = [0] * 6  # the receiver's top-level callees: sum d, count, all calls; the sender's
@@ -621,9 +607,47 @@ def profile(n, warm):
                       ACC[i + 3], ACC[i + 4])
 
 
+def profile_conn(n):
+    # One connection opened and closed (conn_one), all in table "conn".
+    wrap_first()
+    na, nb, la, lb = make_pair(2, 1024, 1024)
+    srv = listen(nb, 80)
+    step(na, nb, 3)
+    conn_one(na, nb, srv)
+    gc.collect()
+    Tu, Tw, D = calibrate(500)
+    ins("cal_Tu", Tu)
+    ins("cal_Tw", Tw)
+    ins("cal_D", D)
+    for i in range(len(ACC)):
+        ACC[i] = 0
+    SIDE[0] = 0
+    t = d = cn = below = 0
+    for _ in range(n):
+        gc.collect()
+        DEP[0] = FR[0] = FR[1] = FR[2] = 0
+        t0 = tu()
+        conn_one(na, nb, srv)
+        t1 = tu()
+        t += td(t1, t0)
+        d += FR[0]
+        cn += FR[1]
+        below += FR[2]
+    out("rounds", n)
+    print("prof conn -", n, t * 1000, d * 1000, cn, below)
+    for f in range(NF[0]):
+        i = 10 * f
+        if ACC[i]:
+            print("prof conn", name_of(f), ACC[i], ACC[i + 1] * 1000, ACC[i + 2] * 1000,
+                  ACC[i + 3], ACC[i + 4])
+
+
 E = empty_section(2000)
 ins("empty_section", E)
-profile(P["iters"], P["warm"])
+if P.get("scenario") == "conn":
+    profile_conn(P["iters"])
+else:
+    profile(P["iters"], P["warm"])
 """
 
 
@@ -642,8 +666,8 @@ _NOT_LOADED = ("aio", "aio_streams", "debug", "dhcp", "dns", "mdns", "nic", "ser
 def wrap_spec():
     """(SPEC, shapes) from stack/'s source: for every module-level function and method,
     "n.d" (parameters, how many have defaults), or "*" when it takes *args, **kwargs or
-    keyword-only parameters, or has a parameter that some call in stack/ passes by name
-    (the fixed-arity wrappers pass everything by position)."""
+    keyword-only parameters, or has a parameter that some call in stack/ or in the board code
+    passes by name (the fixed-arity wrappers pass everything by position)."""
     import ast
 
     trees = {}
@@ -667,6 +691,11 @@ def wrap_spec():
             return "*"
         return "%d.%d" % (len(names), len(a.defaults))
 
+    # ... and by name in this tool's board code (Stack(ip=...), pipe(mtu=...)), which runs
+    # with the wrappers in place since they are installed before the stacks are made.
+    for node in ast.walk(ast.parse(BOARD + PROFILE)):
+        if isinstance(node, ast.Call):
+            named.update(k.arg for k in node.keywords if k.arg)
     spec = []
     for mod, tree in sorted(trees.items()):
         if mod in _NOT_LOADED or mod.startswith("link.") and mod != "link.pipe":
@@ -700,7 +729,7 @@ def _factory_source(shape):
             lines.append("                r = _f(%s)" % ", ".join(ps[:k]))
         lines.append("            else:")
         lines.append("                r = _f(%s)" % ", ".join(ps))
-    lines += ["        except BaseException as e:", "            bail()", "            raise e",
+    lines += ["        except BaseException as e:", "            leave(_b)", "            raise e",
               "        leave(_b)", "        return r", "    return w", ""]
     return "\n".join(lines)
 
@@ -724,19 +753,22 @@ def profile_code(params):
             "SPEC = %r\n" % spec, PROFILE[i:j], PROFILE[j:]]
 
 
-def profile(iters=60, variant=VARIANT, fw=None):
-    """Per-function instructions per segment: {"in": rows, "out": rows, ...}, rows sorted by
-    self cost, each (name, calls per segment, self, inclusive)."""
-    res, text = run_board(profile_code({"iters": iters, "warm": 40}), variant, fw)
+def profile(iters=60, variant=VARIANT, fw=None, scenario="seg", totals=None):
+    """Per-function instructions: for scenario "seg", per segment ({"in": rows, "out":
+    rows}); for "conn", per connection opened and closed ({"conn": rows}). Rows are sorted
+    by self cost, each (name, calls, self, inclusive). totals: measure()'s figures from the
+    same firmware; when given, the wrappers' cost is scaled so each table adds up to them."""
+    params = {"iters": iters, "warm": 40, "scenario": scenario}
+    res, text = run_board(profile_code(params), variant, fw)
     n = res["rounds"]
-    # The wrapper's cost per call: calibrated on a wrapped empty function (the part inside
-    # the interval it records, o_in, and outside, x), then scaled so that the wrapped rounds
-    # add up to the same rounds measured unwrapped just before. MicroPython allocates a
-    # call's frame on the heap when it needs more than 11 words, and what an allocation
-    # costs depends on the heap's state: the calibration alone is only an estimate.
-    share_in = (res["cal_D"] - res["cal_Tu"]) / (res["cal_Tw"] - res["cal_Tu"])
-    out = {"wrapped": res["wrapped"], "rounds": n}
-    for side in ("in", "out"):
+    # The wrapper's cost per call, calibrated on a wrapped empty function: the part inside
+    # the interval it records (o_in) and the part outside, in the caller's time (x). Native
+    # code, so the same whatever the heap's state.
+    o_in0 = res["cal_D"] - res["cal_Tu"]
+    x0 = res["cal_Tw"] - res["cal_D"]
+    out = {"wrapped": res["wrapped"], "rounds": n, "scenario": scenario}
+    sides = ("in", "out") if scenario == "seg" else ("conn",)
+    for side in sides:
         recs = []
         top = None
         for line in text.splitlines():
@@ -747,12 +779,18 @@ def profile(iters=60, variant=VARIANT, fw=None):
                     top = rec
                 else:
                     recs.append(rec)
-        sections = 1 if side == "in" else 2
+        sections = 2 if side == "out" else 1
         wrapped = top[2] / n - sections * res["empty_section"]
-        plain = res["plain_" + side]
-        calls = sum(r[1] for r in recs) / n
-        o_tot = (wrapped - plain) / calls
-        o_in, x = o_tot * share_in, o_tot * (1 - share_in)
+        # The calibration misses part of a real call's wrapper cost (more arguments, a
+        # method, an exception now and then: about 1-2 k a call): with the unwrapped total
+        # known, the whole difference is spread over the calls in the calibration's ratio.
+        o_in, x = o_in0, x0
+        plain = (totals or {}).get({"in": "seg_in_pipe", "out": "seg_out_pipe",
+                                    "conn": "conn_pipe"}[side])
+        if plain:
+            o_tot = (wrapped - plain) / (sum(r[1] for r in recs) / n)
+            o_in, x = o_tot * o_in0 / (o_in0 + x0), o_tot * x0 / (o_in0 + x0)
+        o_tot = o_in + x
         rows = [("(the driver loop's lines, outside the stack)", 0,
                  wrapped - (top[3] + top[4] * x) / n, wrapped - top[5] * o_tot / n)]
         for name, c, d, cd, cn, below in recs:
@@ -762,23 +800,33 @@ def profile(iters=60, variant=VARIANT, fw=None):
                          (d - c * o_in - below * o_tot) / n))
         rows.sort(key=lambda r: -r[2])
         out[side] = rows
-        out[side + "_plain"] = plain
+        out[side + "_total"] = sum(r[2] for r in rows)  # = wrapped less every wrapper
         out[side + "_overhead"] = (o_in, x)
     return out
 
 
-def profile_report(p):
+def profile_report(p, totals=None):
     lines = ["%d functions wrapped, %d rounds; the wrappers' own cost taken off" % (
         p["wrapped"], p["rounds"])]
-    for side, what in (("in", "one 1460-byte segment in (receiver: poll + recv_into, "
-                               "ACK share)"),
-                       ("out", "one 1460-byte segment out (sender: send + poll taking the "
-                                "ACKs)")):
+    whats = {"in": "one 1460-byte segment in (receiver: poll + recv_into, ACK share), "
+                   "instructions per segment",
+             "out": "one 1460-byte segment out (sender: send + poll taking the ACKs), "
+                    "instructions per segment",
+             "conn": "one connection opened and closed (both stacks, their polls), "
+                     "instructions per connection"}
+    for side in ("in", "out", "conn"):
+        if side not in p:
+            continue
         rows = p[side]
-        total = p[side + "_plain"]
+        total = p[side + "_total"]
+        ref = (totals or {}).get({"in": "seg_in_pipe", "out": "seg_out_pipe",
+                                  "conn": "conn_pipe"}[side])
         lines.append("")
-        lines.append("%s, with the pipe link; instructions per segment (total %.0f; wrapper "
-                     "%.0f + %.0f per call taken off)" % ((what, total) + p[side + "_overhead"]))
+        lines.append("%s, with the pipe link: total %.0f%s (wrapper %.0f + %.0f per call "
+                     "taken off)" % ((whats[side], total,
+                                      " (scaled to the unwrapped run)" if ref else
+                                      " (calibration only)")
+                                     + p[side + "_overhead"]))
         lines.append("%-52s %6s %8s %6s %9s" % ("function (self = without its callees)", "calls",
                                                 "self", "%", "inclusive"))
         for name, calls, self_, incl in rows:
@@ -862,7 +910,12 @@ def main(argv):
     try:
         fw = mcu.build(args.variant, quiet=True)  # one firmware for both: stack/ may change
         res = measure(args.iters, variant=args.variant, fw=fw)
-        prof = profile(max(10, args.iters // 3), args.variant, fw) if args.profile else None
+        prof = None
+        if args.profile:
+            prof = profile(max(10, args.iters // 3), args.variant, fw, totals=res)
+            pc = profile(max(3, args.iters // 40), args.variant, fw, "conn", res)
+            prof["conn"], prof["conn_total"] = pc["conn"], pc["conn_total"]
+            prof["conn_overhead"] = pc["conn_overhead"]
     except mcu.MCUError as e:
         print("mcu_bench: %s" % e, file=sys.stderr)
         return 1
@@ -874,7 +927,7 @@ def main(argv):
         print(report(res))
         if prof:
             print()
-            print(profile_report(prof))
+            print(profile_report(prof, res))
         print("(%s, %d segments, %.1f s)" % (args.variant, args.iters, time.monotonic() - t0))
     return 0
 
