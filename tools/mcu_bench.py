@@ -1,7 +1,7 @@
 # Instructions the stack costs on the emulated Cortex-M0 (QEMU -icount: ticks_us counts them).
 # CPython only. MIT licence.
 #
-#   python3 tools/mcu_bench.py [--profile] [--iters N] [--variant m0-board] [--json]
+#   python3 tools/mcu_bench.py [--profile] [--iters N] [--what seg,idle,conn,frag] [--json]
 #
 # Runs the m0-board firmware (micro:bit machine, Cortex-M0 = the RP2040's ARMv6-M, 190 KiB heap,
 # stack/ frozen with the armv6m viper checksum; tools/mcu.py builds it, cached, a relink when
@@ -898,6 +898,8 @@ def main(argv):
     ap = argparse.ArgumentParser(description="Instruction counts on the emulated Cortex-M0")
     ap.add_argument("--iters", type=int, default=200, help="segments measured (default 200)")
     ap.add_argument("--variant", default=VARIANT, choices=sorted(mcu.VARIANTS))
+    ap.add_argument("--what", default="seg,idle,conn,frag",
+                    help="which figures, comma-separated (default seg,idle,conn,frag)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--profile", action="store_true",
                     help="per-function breakdown of one segment in and one out")
@@ -909,7 +911,7 @@ def main(argv):
     t0 = time.monotonic()
     try:
         fw = mcu.build(args.variant, quiet=True)  # one firmware for both: stack/ may change
-        res = measure(args.iters, variant=args.variant, fw=fw)
+        res = measure(args.iters, args.what.split(","), args.variant, fw)
         prof = None
         if args.profile:
             prof = profile(max(10, args.iters // 3), args.variant, fw, totals=res)
