@@ -65,3 +65,18 @@ def test_profile_of_a_connection(fw):
     assert any(n.startswith("timewait.") for n in names), names  # the client's TIME-WAIT
     assert p["conn_total"] > 0
     assert "one connection opened and closed" in mcu_bench.profile_report(p)
+
+
+def test_lan9118_driver_on_the_m3():
+    # The LAN9118 is emulated on the mps2-an385 (Cortex-M3) only: frames loop back through
+    # a UDP socket QEMU both sends to and listens on.
+    try:
+        fw = mcu.build(mcu_bench.LINK_VARIANT, quiet=True)
+    except mcu.MCUError as e:
+        pytest.fail(str(e), pytrace=False)
+    lan = mcu_bench.lan9118_costs(iters=5, fw=fw)
+    for way in ("send", "recv"):
+        for size in ("data", "ack"):
+            assert lan["lan9118_%s_%s" % (way, size)] > 0, lan
+    assert lan["lan9118_recv_data"] > lan["lan9118_recv_ack"] > 0, lan
+    assert lan["lan9118_recv_empty"] > 0, lan

@@ -1,7 +1,7 @@
 # Instructions the stack costs on the emulated Cortex-M0 (QEMU -icount: ticks_us counts them).
 # CPython only. MIT licence.
 #
-#   python3 tools/mcu_bench.py [--profile] [--iters N] [--what seg,idle,conn,frag] [--json]
+#   python3 tools/mcu_bench.py [--profile] [--link] [--iters N] [--what seg,idle,...] [--json]
 #
 # Runs the m0-board firmware (micro:bit machine, Cortex-M0 = the RP2040's ARMv6-M, 190 KiB heap,
 # stack/ frozen with the armv6m viper checksum; tools/mcu.py builds it, cached, a relink when
@@ -20,6 +20,9 @@
 #               listener and 4 idle established connections
 #   conn        one connection opened and closed: connect, accept, close both ends, the
 #               client's TIME-WAIT record made and expired; both stacks' polls counted
+# --link adds the LAN9118 driver (viper FIFO kernels) on QEMU's emulated chip, which only the
+# Cortex-M3 machine has: frames sent to a UDP socket QEMU also listens on come straight back;
+# the driver's cost per call is added to the M3 firmware's stack-only figures.
 # "stack only" figures have the pipe's own instructions taken off (its send and recv_into,
 # measured per call on the board: empty, ACK-sized and 1514-byte frames); "_pipe" figures keep
 # them (what the stack plus a cheapest possible link costs). The cost of reading ticks_us
@@ -863,6 +866,105 @@ def measure(iters=200, what=("seg", "idle", "conn", "frag"), variant=VARIANT, fw
     return res
 
 
+# The LAN9118 driver (stack/link/lan9118.py, viper FIFO kernels) on QEMU's emulated chip:
+# only the mps2-an385 machine (Cortex-M3) has one. Its frames go out on a UDP socket that
+# QEMU both sends to and listens on, so each comes straight back: the driver's own cost per
+# call, then added to the stack-only figures measured on the same M3 firmware.
+LINK_VARIANT = "m3-board"
+LAN9118_BOARD = r"""
+from stack.link.lan9118 import LAN9118
+link = LAN9118(0x40200000, promiscuous=True)
+buf = bytearray(1514)
+
+
+def frame(n):
+    f = bytearray(n)
+    f[0:6] = link.mac  # to ourselves: the socket loops it back
+    f[6:12] = link.mac
+    f[12] = 8
+    return memoryview(f)
+
+
+def lan_costs(n, E):
+    res = {}
+    for name, f in (("data", frame(1514)), ("ack", frame(54))):
+        ts = tr = 0
+        for k in range(n):
+            if k % CHUNK == 0:
+                gc.collect()
+            t0 = tu()
+            link.send(f)
+            t1 = tu()
+            ts += td(t1, t0)
+            for _ in range(100000):  # the frame comes back through the host's socket
+                t0 = tu()
+                got = link.recv_into(buf)
+                t1 = tu()
+                if got:
+                    break
+            if got != len(f):
+                raise RuntimeError("sent %d bytes, got %d back" % (len(f), got))
+            tr += td(t1, t0)
+        ins("lan9118_send_" + name, ts / n - E)
+        ins("lan9118_recv_" + name, tr / n - E)
+    te = 0
+    gc.collect()
+    for _ in range(n):
+        t0 = tu()
+        link.recv_into(buf)
+        t1 = tu()
+        te += td(t1, t0)
+    ins("lan9118_recv_empty", te / n - E)
+
+
+E = empty_section(2000)
+lan_costs(P["iters"], E)
+"""
+
+
+def lan9118_costs(iters=100, fw=None):
+    """The LAN9118 driver's instructions per call on the emulated Cortex-M3: send and
+    recv_into of a 1514-byte and a 54-byte frame, and a recv_into finding nothing."""
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # QEMU binds it next (a race with another binder is possible, not likely)
+    fw = fw or mcu.build(LINK_VARIANT, quiet=True)
+    nic = ("-nic", "socket,model=lan9118,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d"
+           % (port, port))
+    helpers = BOARD[:BOARD.index("\ndef link_costs(")]
+    code = "P = %r\n%s\n%s" % ({"iters": iters}, helpers, LAN9118_BOARD)
+    with mcu.Qemu(LINK_VARIANT, fw, extra_args=ICOUNT + nic) as q:
+        out, err = q.exec(code, timeout_s=TIMEOUT_S)
+    if err.strip():
+        raise mcu.MCUError("board error:\n%s%s" % (out, err))
+    res = {}
+    for line in out.splitlines():
+        m = re.fullmatch(r"(\w+) (-?[\d.e+-]+)", line.strip())
+        if m:
+            res[m.group(1)] = float(m.group(2))
+    return res
+
+
+def measure_link(iters=200):
+    """Segment in and out with the LAN9118 driver, on the emulated Cortex-M3: the stack-only
+    figures of the M3 firmware plus the driver's cost for the frames each side moves (one
+    data frame, its share of ACK frames, one empty recv_into per poll)."""
+    fw = mcu.build(LINK_VARIANT, quiet=True)
+    res = measure(iters, ["seg"], LINK_VARIANT, fw)
+    lan = lan9118_costs(max(50, iters // 2), fw)
+    acks = res["acks_per_seg"]
+    out = {"m3_seg_in": res["seg_in"], "m3_seg_out": res["seg_out"]}
+    out["m3_seg_in_lan9118"] = (res["seg_in"] + lan["lan9118_recv_data"]
+                                + acks * lan["lan9118_send_ack"] + lan["lan9118_recv_empty"])
+    out["m3_seg_out_lan9118"] = (res["seg_out"] + lan["lan9118_send_data"]
+                                 + acks * lan["lan9118_recv_ack"] + lan["lan9118_recv_empty"])
+    out.update(lan)
+    return out
+
+
 # What tools/bench.py puts in its table (as mcu_m0_instr_<key>).
 BENCH_KEYS = ("seg_in", "seg_out", "seg_in_pipe", "seg_out_pipe", "seg_in_frag", "seg_out_frag",
               "idle0", "idle4", "conn")
@@ -882,12 +984,28 @@ FIGURES = (
 )
 
 
+LINK_FIGURES = (
+    ("m3_seg_in", "Cortex-M3 (m3-board): segment in, stack only"),
+    ("m3_seg_out", "Cortex-M3 (m3-board): segment out, stack only"),
+    ("m3_seg_in_lan9118", "Cortex-M3: segment in, with the LAN9118 driver"),
+    ("m3_seg_out_lan9118", "Cortex-M3: segment out, with the LAN9118 driver"),
+    ("lan9118_send_data", "  LAN9118 driver: send of a 1514-byte frame"),
+    ("lan9118_recv_data", "  LAN9118 driver: recv_into of a 1514-byte frame"),
+    ("lan9118_send_ack", "  LAN9118 driver: send of a 54-byte frame"),
+    ("lan9118_recv_ack", "  LAN9118 driver: recv_into of a 54-byte frame"),
+    ("lan9118_recv_empty", "  LAN9118 driver: recv_into with nothing waiting"),
+)
+
+
 def report(res):
     lines = ["%-58s %12s %10s" % ("Cortex-M0 (m0-board), instructions", "count", "budget")]
     for key, label, budget in FIGURES:
         if key in res:
             lines.append("%-58s %12.0f %10s" % (label, res[key],
                                                  "<= %d" % budget if budget else ""))
+    for key, label in LINK_FIGURES:
+        if key in res:
+            lines.append("%-58s %12.0f %10s" % (label, res[key], ""))
     extra = ", ".join("%s %.0f" % (k, res[k]) for k in sorted(res)
                       if k.startswith("pipe_") or k in ("empty_section",))
     lines.append("(ACKs per segment %.2f; per call: %s)" % (res.get("acks_per_seg", 0), extra))
@@ -900,9 +1018,11 @@ def main(argv):
     ap.add_argument("--variant", default=VARIANT, choices=sorted(mcu.VARIANTS))
     ap.add_argument("--what", default="seg,idle,conn,frag",
                     help="which figures, comma-separated (default seg,idle,conn,frag)")
+    ap.add_argument("--link", action="store_true",
+                    help="also the LAN9118 driver on the emulated Cortex-M3 (mps2-an385)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--profile", action="store_true",
-                    help="per-function breakdown of one segment in and one out")
+                    help="per-function tables: a segment in, one out, a connection")
     args = ap.parse_args(argv)
     problem = mcu.prerequisites()
     if problem:
@@ -918,6 +1038,8 @@ def main(argv):
             pc = profile(max(3, args.iters // 40), args.variant, fw, "conn", res)
             prof["conn"], prof["conn_total"] = pc["conn"], pc["conn_total"]
             prof["conn_overhead"] = pc["conn_overhead"]
+        if args.link:
+            res.update(measure_link(args.iters))
     except mcu.MCUError as e:
         print("mcu_bench: %s" % e, file=sys.stderr)
         return 1
