@@ -510,6 +510,14 @@ def measure_mcu(results, mode_name):
     for k in mcu_bench.BENCH_KEYS:
         if k in runs:
             results["mcu_m0_instr_" + k] = summary(runs[k])
+    progress("emulated Cortex-M3: the LAN9118 driver on QEMU's chip, segments with it")
+    try:
+        link = mcu_bench.measure_link(iters)
+    except mcu.MCUError as e:
+        progress("emulated LAN9118: failed: %s" % e)
+        return
+    for k in ("m3_seg_in", "m3_seg_out", "m3_seg_in_lan9118", "m3_seg_out_lan9118"):
+        results["mcu_instr_" + k] = summary([round(link[k])])
 
 
 # The core: what a socket-API application needs on a board. The asyncio layer, services,
@@ -636,6 +644,12 @@ ROWS = (
      None, "instr", "", None),
     ("  segment out, stack only, fragmented heap, Cortex-M0", "mcu_m0_instr_seg_out_frag",
      None, "instr", "", None),
+    ("segment in, with the LAN9118 driver, Cortex-M3 (emulated chip)",
+     "mcu_instr_m3_seg_in_lan9118", None, "instr", "", None),
+    ("segment out, with the LAN9118 driver, Cortex-M3 (emulated chip)",
+     "mcu_instr_m3_seg_out_lan9118", None, "instr", "", None),
+    ("  segment in, stack only, Cortex-M3", "mcu_instr_m3_seg_in", None, "instr", "", None),
+    ("  segment out, stack only, Cortex-M3", "mcu_instr_m3_seg_out", None, "instr", "", None),
     ("idle poll, no connection, Cortex-M0", "mcu_m0_instr_idle0", None, "instr", "", None),
     ("idle poll, 4 idle connections (server), Cortex-M0", "mcu_m0_instr_idle4", None, "instr",
      "<= 5000", lambda v: v <= 5000),
