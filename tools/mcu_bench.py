@@ -20,6 +20,8 @@
 #               listener and 4 idle established connections
 #   conn        one connection opened and closed: connect, accept, close both ends, the
 #               client's TIME-WAIT record made and expired; both stacks' polls counted
+#   *_frag      seg_in and seg_out again, the heap first fragmented (300 small objects left
+#               scattered): bytecode calls allocate their frames there (see below)
 # --link adds the LAN9118 driver (viper FIFO kernels) on QEMU's emulated chip, which only the
 # Cortex-M3 machine has: frames sent to a UDP socket QEMU also listens on come straight back;
 # the driver's cost per call is added to the M3 firmware's stack-only figures.
