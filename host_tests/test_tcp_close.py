@@ -338,6 +338,17 @@ class TestClosing:
         p.advance(1000)
         p.expect([Seg(FIN | ACK, 1, 2, wnd=WND - 1)])
 
+    def test_fin_and_the_ack_of_ours_in_one_poll_still_acknowledge_their_fin(self):
+        # Simultaneous close, the peer's FIN and its ACK of our FIN taken in one poll():
+        # CLOSING and at once TIME-WAIT. Their FIN must still be acknowledged, or the peer
+        # waits in CLOSING for a retransmission timeout (found on two stacks in memory).
+        p, s = fin_wait_1()
+        p.link_test.send(p.packet(Seg(FIN | ACK, 1, 1)))
+        p.link_test.send(p.packet(Seg(ACK, 2, 2)))
+        p.net.poll()
+        assert s.state == "TIME-WAIT" and p.net.tw.used == 1
+        p.expect([Seg(ACK, 2, 2, wnd=WND - 1)])  # at once, no timeout
+
 
 class TestTimeWait:
     def test_time_wait_lasts_exactly_two_msl(self):

@@ -433,6 +433,10 @@ class TCB:
     def _enter_time_wait(self, now):
         """Hand the connection to the TIME-WAIT table; the TCB is free for reuse."""
         v = self.v
+        if v[ACK_NOW]:
+            # Their FIN came in the same poll() as the ACK of ours (CLOSING, then at once
+            # here): acknowledge it now, the table answers only retransmissions.
+            self._emit(ACK, v[SND_NXT], 0)
         self._set_state(TIME_WAIT)
         st = self.stack
         shi, slo = seq.add_halves(v[SND_HI], v[SND_LO], v[SND_NXT])
