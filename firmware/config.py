@@ -17,7 +17,11 @@ HOSTNAME = "board"  # sent to the DHCP server, and answered as board.local (mDNS
 
 SERVICE = "http"  # echo, discard, chargen or http (stack/services.py)
 PORT = None  # None: the service's usual port (7, 9, 19, 80)
-STACK = {}  # more Stack() keywords, e.g. {"tcbs": 4, "rx_buf": 2048, "tx_buf": 2048}
+# More Stack() keywords. These fit the stack loaded from .mpy files (as `make deploy` puts
+# it) with the HTTP service on an RP2040's 190 KB heap: 4 connections with 2 KB rings, about
+# 32 KB of pools. Stack()'s own defaults (8 connections, 4 KB rings: about 83 KB) are for
+# frozen firmware or bigger heaps. README, "Memory (measured)".
+STACK = {"tcbs": 4, "rx_buf": 2048, "tx_buf": 2048}
 
 CAPTURE = 0  # bytes of packet-capture ring from boot (0: off; or debug.capture() later)
 TRACE = False  # print every TCP segment as an RFC-figure row
