@@ -162,6 +162,8 @@ def test_checksum_kernels_agree():
     cases = [(0, 0), (0, 1), (1, 2), (0, 1500), (3, 1501), (7, 64), (34, 1454), (35, 1454)]
     # Every start alignment with every tail length (the viper kernel loads aligned words).
     cases += [(s, s + n) for s in range(8) for n in range(12)]
+    # ... and across the kernel's 32-byte turns, with every tail after them.
+    cases += [(s, s + n) for s in range(4) for n in range(28, 70)]
     for start, end in cases:
         for acc in (0, 6, 0xFFFF):
             want = port.fold_checksum(port.checksum_plain(data, start, end, acc))
@@ -175,6 +177,9 @@ def test_checksum_kernels_agree():
     full = bytearray(b"\xff" * 1500)  # the largest sum a frame can make
     assert port.fold_checksum(port.checksum(full, 0, 1500, 0xFFFF)) == port.fold_checksum(
         port.checksum_plain(full, 0, 1500, 0xFFFF))
+    big = bytearray(b"\xff" * 32768)  # the largest sum the kernel is made for (see its bound)
+    assert port.fold_checksum(port.checksum(big, 0, 32768, 0xFFFF)) == port.fold_checksum(
+        port.checksum_plain(big, 0, 32768, 0xFFFF))
     zeros = bytearray(40)
     assert port.fold_checksum(port.checksum(zeros, 0, 40, 1)) == 1
     ones = bytearray(b"\xff\xff" * 3)

@@ -4,13 +4,12 @@
 # Only port.py imports this, inside try/except: ports without viper (WebAssembly) reject
 # the decorator at import time and keep the plain loop. Compile with mpy-cross -march=...
 #
-# It sums the buffer as 32-bit words in the machine's byte order (little-endian on every
-# board we target), two 16-bit halves per load, then swaps the folded sum back: the ones'-
-# complement sum does not depend on byte order (RFC 1071 section 2(B)). One load per four
-# bytes instead of two per two: about twice as fast as the byte loop. Word loads must be
-# aligned on Cortex-M0+ and Xtensa, so the kernel steps to a 4-byte boundary first and
-# falls back to bytes when the start address is odd. port.py checks the result against the
-# plain loop at import and keeps the plain loop if they ever disagree (a big-endian port).
+# It sums the buffer as 16-bit words in the machine's byte order (little-endian on every
+# board we target), then swaps the folded sum back: the ones'-complement sum does not
+# depend on byte order (RFC 1071 section 2(B)). Halfword loads must be aligned on
+# Cortex-M0+ and Xtensa, so the kernel falls back to bytes when the start address is odd.
+# port.py checks the result against the plain loop at import and keeps the plain loop if
+# they ever disagree (a big-endian port).
 
 
 import micropython
@@ -23,24 +22,22 @@ def checksum_viper(buf, start: int, end: int, acc: int) -> int:
     n = end - start
     s = 0
     if a & 1 == 0:
-        if a & 2 and n >= 2:  # one 16-bit word to reach a 4-byte boundary
+        # 16 halfwords a turn at constant offsets from one pointer: on the Cortex-M0 (armv6m
+        # viper) that is 4.2 k instructions per 1460 bytes, against 17.8 k for a loop of
+        # indexed 32-bit loads split into halves, and 21.8 k for one halfword a turn.
+        # Each turn adds under 2**20 and a frame has under 2**11 turns: s stays a small int.
+        e = a + (n & ~31)
+        while a < e:
+            q = ptr16(a)
+            s += (q[0] + q[1] + q[2] + q[3] + q[4] + q[5] + q[6] + q[7] + q[8] + q[9]
+                  + q[10] + q[11] + q[12] + q[13] + q[14] + q[15])
+            a += 32
+        e = a + (n & 30)
+        while a < e:
             s += ptr16(a)[0]
             a += 2
-            n -= 2
-        q = ptr32(a)
-        m = n >> 2
-        i = 0
-        # Each half is below 2**16 and a frame has under 2**14 words: s stays below 2**31.
-        while i < m:
-            w = q[i]
-            s += (w & 0xFFFF) + ((w >> 16) & 0xFFFF)
-            i += 1
-        r = a + (m << 2)
-        if n & 2:
-            s += ptr16(r)[0]
-            r += 2
         if n & 1:
-            s += ptr8(r)[0]  # the odd last byte: the high byte of a word on the wire
+            s += ptr8(a)[0]  # the odd last byte: the high byte of a word on the wire
         while s >> 16:
             s = (s & 0xFFFF) + (s >> 16)
         s = ((s & 0xFF) << 8) | (s >> 8)  # back to network byte order

@@ -150,5 +150,10 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
                 if fold_checksum(checksum_viper(_probe, _s, _e, 1)) != fold_checksum(
                         checksum_plain(_probe, _s, _e, 1)):
                     CHECKSUM_KERNEL = "plain (viper kernel disagreed)"
+        _probe = bytes(_probe) * 6  # past the kernel's 32-byte turns, with a tail
+        for _s in range(2):
+            if fold_checksum(checksum_viper(_probe, _s, len(_probe), 1)) != fold_checksum(
+                    checksum_plain(_probe, _s, len(_probe), 1)):
+                CHECKSUM_KERNEL = "plain (viper kernel disagreed)"
         if CHECKSUM_KERNEL == "viper":
             checksum = checksum_viper
