@@ -74,6 +74,47 @@ def test_ringbuf_write_at_then_commit():
     assert r.write_at(4, memoryview(b"123456")) == 0  # beyond free space: nothing
 
 
+def test_ringbuf_copies_at_every_alignment_and_wrap():
+    # write_from/copy_out use the viper copy (port.copy_viper) when both addresses are even
+    # and a slice otherwise: every pairing of offsets, lengths around its 32-byte turns and
+    # every wrap point must give the same bytes as a plain list model.
+    from stack import ringbuf
+
+    size = 80
+    ring = memoryview(bytearray(size))
+    src = bytearray(range(1, 101))
+    dest = bytearray(120)
+    for head in (0, 1, 2, 3, 45, 79):
+        for at in (0, 1, 2, 3):
+            for n in (0, 1, 2, 31, 32, 33, 34, 66, 70):
+                for i in range(size):
+                    ring[i] = 0
+                assert ringbuf.write_from(ring, head, 0, 0, src, at, n) == n
+                model = [0] * size
+                for k in range(n):
+                    model[(head + k) % size] = src[at + k]
+                assert list(ring) == model, (head, at, n)
+                for out_at in (0, 1, 2):
+                    for k in range(len(dest)):
+                        dest[k] = 0xEE
+                    ringbuf.copy_out(ring, head, 0, dest, n, out_at)
+                    assert dest[out_at:out_at + n] == src[at:at + n], (head, at, n, out_at)
+                    assert dest[out_at + n] == 0xEE and (out_at == 0 or dest[out_at - 1] == 0xEE)
+
+
+def test_copy_kernel_refuses_odd_addresses():
+    from stack import port
+
+    if port.copy_viper is None:
+        return  # no native emitter here (CPython, WebAssembly): rings copy by slice
+    dst = bytearray(40)
+    src = bytes(range(40))
+    assert port.copy_viper(dst, 1, src, 0, 10) == 0 and not any(dst)
+    assert port.copy_viper(dst, 0, src, 3, 10) == 0 and not any(dst)
+    assert port.copy_viper(dst, 2, src, 4, 33) == 1 and dst[2:35] == src[4:37]
+    assert not any(dst[:2]) and not any(dst[35:])
+
+
 def test_assembler_table():
     # (ranges added, advance by, extra readable, ranges left)
     table = (

@@ -1,4 +1,5 @@
-# Viper checksum kernel for MicroPython ports with a native emitter (unix, ESP32, RP2040).
+# Viper kernels for MicroPython ports with a native emitter (unix, ESP32, RP2040): the
+# Internet checksum, and the byte copy the rings use.
 # SPDX-License-Identifier: MIT
 #
 # Only port.py imports this, inside try/except: ports without viper (WebAssembly) reject
@@ -53,3 +54,47 @@ def checksum_viper(buf, start: int, end: int, acc: int) -> int:
         while s >> 16:
             s = (s & 0xFFFF) + (s >> 16)
     return acc + s
+
+
+@micropython.viper
+def copy_viper(dst, doff: int, src, soff: int, n: int) -> int:
+    """dst[doff:doff + n] = src[soff:soff + n] when both start at even addresses: 1; else
+    0 and nothing copied (the caller copies by slice; the ranges must not overlap).
+
+    16 halfwords a turn, as the checksum: 7 k instructions per 1460 bytes on the Cortex-M0
+    against 12 k for a slice assignment of two memoryview slices (which also allocate).
+    """
+    d = int(ptr8(dst)) + doff
+    s = int(ptr8(src)) + soff
+    if (d | s) & 1:
+        return 0
+    e = s + (n & ~31)
+    while s < e:
+        qs = ptr16(s)
+        qd = ptr16(d)
+        qd[0] = qs[0]
+        qd[1] = qs[1]
+        qd[2] = qs[2]
+        qd[3] = qs[3]
+        qd[4] = qs[4]
+        qd[5] = qs[5]
+        qd[6] = qs[6]
+        qd[7] = qs[7]
+        qd[8] = qs[8]
+        qd[9] = qs[9]
+        qd[10] = qs[10]
+        qd[11] = qs[11]
+        qd[12] = qs[12]
+        qd[13] = qs[13]
+        qd[14] = qs[14]
+        qd[15] = qs[15]
+        s += 32
+        d += 32
+    e = s + (n & 30)
+    while s < e:
+        ptr16(d)[0] = ptr16(s)[0]
+        s += 2
+        d += 2
+    if n & 1:
+        ptr8(d)[0] = ptr8(s)[0]
+    return 1

@@ -110,6 +110,9 @@ def fold_checksum(acc):
 
 checksum = checksum_plain
 CHECKSUM_KERNEL = "plain"
+# copy_viper(dst, doff, src, soff, n): a native copy where MicroPython has viper (it returns
+# 0, copying nothing, unless both addresses are even); None elsewhere. ringbuf.py uses it.
+copy_viper = None
 
 try:
     # CPython: one big-int conversion sums a whole buffer in C.
@@ -157,3 +160,21 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
                 CHECKSUM_KERNEL = "plain (viper kernel disagreed)"
         if CHECKSUM_KERNEL == "viper":
             checksum = checksum_viper
+    try:
+        from ._checksum_viper import copy_viper
+
+        # Self-check, as the checksum's: every even offset pair and tail, once at import.
+        _src = bytes(range(80))
+        _dst = bytearray(80)
+        for _n in (0, 1, 2, 31, 32, 33, 66, 70):
+            for _o in (0, 2, 4):
+                _dst[:] = bytes(80)
+                _ok = copy_viper(_dst, _o, _src, 6, _n)
+                if not _ok or _dst[_o:_o + _n] != _src[6:6 + _n] or any(_dst[_o + _n:]):
+                    copy_viper = None
+                    break
+            if copy_viper is None:
+                break
+        del _src, _dst, _ok
+    except Exception:  # no native emitter (WebAssembly): rings copy by slice
+        copy_viper = None

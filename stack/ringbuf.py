@@ -10,15 +10,21 @@
 # TCB keeps those two numbers in its packed fields (tcp.py) instead of paying for a ring
 # object per buffer. RingBuffer wraps them for code that wants an object (aio.py).
 
+from .port import copy_viper as _copy
+
 
 def write_at(mv, head, count, offset, data):
     """Copy data to offset bytes past the count stored bytes, without committing it.
 
     Returns how many bytes fitted (data beyond the ring's free space is cut off).
     """
+    return write_from(mv, head, count, offset, data, 0, len(data))
+
+
+def write_from(mv, head, count, offset, src, at, n):
+    """write_at() of src[at:at + n], without making a view of it where viper copies."""
     size = len(mv)
     room = size - count - offset
-    n = len(data)
     if n > room:
         n = room
     if n <= 0:
@@ -27,16 +33,18 @@ def write_at(mv, head, count, offset, data):
     if start >= size:
         start -= size
     first = size - start
-    if first >= n and n == len(data):
-        mv[start:start + n] = data  # the common case: no view of data needed
-        return n
-    if type(data) is not memoryview:
-        data = memoryview(data)  # slicing bytes would copy them; a view does not
-    if first >= n:
-        mv[start:start + n] = data[:n]
-    else:
-        mv[start:size] = data[:first]
-        mv[0:n - first] = data[first:n]
+    if first > n:
+        first = n
+    # The native copy (port.py) when both ends are at even addresses, else by slice.
+    if _copy is None or not _copy(mv, start, src, at, first):
+        if type(src) is not memoryview:
+            src = memoryview(src)  # slicing bytes would copy them; a view does not
+        mv[start:start + first] = src[at:at + first]
+    if first < n:
+        if _copy is None or not _copy(mv, 0, src, at + first, n - first):
+            if type(src) is not memoryview:
+                src = memoryview(src)
+            mv[0:n - first] = src[at + first:at + n]
     return n
 
 
@@ -50,11 +58,13 @@ def copy_out(mv, head, offset, dest, n, at=0):
     if start >= size:
         start -= size
     first = size - start
-    if first >= n:
-        dest[at:at + n] = mv[start:start + n]
-    else:
-        dest[at:at + first] = mv[start:size]
-        dest[at + first:at + n] = mv[0:n - first]
+    if first > n:
+        first = n
+    if _copy is None or not _copy(dest, at, mv, start, first):
+        dest[at:at + first] = mv[start:start + first]
+    if first < n:
+        if _copy is None or not _copy(dest, at + first, mv, 0, n - first):
+            dest[at + first:at + n] = mv[0:n - first]
 
 
 def advance(head, n, size):
