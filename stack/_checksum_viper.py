@@ -1,5 +1,5 @@
 # Viper kernels for MicroPython ports with a native emitter (unix, ESP32, RP2040): the
-# Internet checksum, and the byte copy the rings use.
+# Internet checksum, the byte copy the rings use, and the checks of a plain TCP segment.
 # SPDX-License-Identifier: MIT
 #
 # Only port.py imports this, inside try/except: ports without viper (WebAssembly) reject
@@ -98,3 +98,41 @@ def copy_viper(dst, doff: int, src, soff: int, n: int) -> int:
     if n & 1:
         ptr8(d)[0] = ptr8(s)[0]
     return 1
+
+
+@micropython.viper
+def tcp4_plain(buf, ip: int, n: int, me, mask_lo: int) -> int:
+    """True if buf[ip:n] is the common case, checked here in native code: a 20-byte IPv4
+    header with a good checksum, no fragment, TCP, to our address `me` (4 bytes, not
+    0.0.0.0), from a source that is plainly no martian (first octet not 0, 127 or 224 and
+    up, not our address, not all ones in mask_lo's host bits), a TCP header length within
+    the segment, and a good TCP checksum. False sends the packet through every check in
+    Python (iface.py process_ipv4), which also counts what it drops.
+    """
+    p = ptr8(buf)
+    m = ptr8(me)
+    if n - ip < 40 or p[ip] != 0x45 or p[ip + 9] != 6 or p[ip + 6] & 0x3F or p[ip + 7]:
+        return 0
+    total = (p[ip + 2] << 8) | p[ip + 3]
+    if total < 40 or total > n - ip:
+        return 0
+    if (p[ip + 16] != m[0] or p[ip + 17] != m[1] or p[ip + 18] != m[2]
+            or p[ip + 19] != m[3] or not (m[0] | m[1] | m[2] | m[3])):
+        return 0
+    a = p[ip + 12]
+    if a == 0 or a == 127 or a >= 224 or (((p[ip + 14] << 8) | p[ip + 15]) | mask_lo) == 0xFFFF:
+        return 0
+    if p[ip + 12] == m[0] and p[ip + 13] == m[1] and p[ip + 14] == m[2] and p[ip + 15] == m[3]:
+        return 0
+    t = ip + 20
+    hlen = (p[t + 12] >> 4) << 2
+    if hlen < 20 or hlen > total - 20:
+        return 0
+    # Both checksums: the IPv4 header alone, then the pseudo-header's addresses (right
+    # before the TCP header) with the segment, plus protocol and TCP length.
+    if int(checksum_viper(buf, ip, t, 0)) != 0xFFFF:
+        return 0
+    c = int(checksum_viper(buf, ip + 12, ip + total, 6 + total - 20))
+    while c >> 16:
+        c = (c & 0xFFFF) + (c >> 16)
+    return 1 if c == 0xFFFF else 0

@@ -113,6 +113,9 @@ CHECKSUM_KERNEL = "plain"
 # copy_viper(dst, doff, src, soff, n): a native copy where MicroPython has viper (it returns
 # 0, copying nothing, unless both addresses are even); None elsewhere. ringbuf.py uses it.
 copy_viper = None
+# tcp4_plain(buf, ip, n, me, mask_lo): the common TCP segment's checks in native code
+# (iface.py process_ipv4); None elsewhere.
+tcp4_plain = None
 
 try:
     # CPython: one big-int conversion sums a whole buffer in C.
@@ -176,5 +179,7 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
             if copy_viper is None:
                 break
         del _src, _dst, _ok
+        if copy_viper is not None and CHECKSUM_KERNEL == "viper":
+            from ._checksum_viper import tcp4_plain  # it sums with checksum_viper
     except Exception:  # no native emitter (WebAssembly): rings copy by slice
         copy_viper = None

@@ -49,22 +49,28 @@ class Segment:
         self.dlen = 0
         self.mss = 0  # MSS option, 0 if absent
 
-    def parse(self, buf, ip, ip_hlen, ip_total):
-        """Fill in from the IPv4 packet at buf[ip:]; return False if malformed or corrupt."""
+    def parse(self, buf, ip, ip_hlen, ip_total, checked=False):
+        """Fill in from the IPv4 packet at buf[ip:]; return False if malformed or corrupt.
+
+        checked: the lengths and the checksum were verified already (port.tcp4_plain)."""
         t = ip + ip_hlen
         tlen = ip_total - ip_hlen
-        if tlen < HEADER_LEN:
-            return False
-        hlen = (buf[t + 12] >> 4) * 4
-        if hlen < HEADER_LEN or hlen > tlen:
-            return False
-        if ip_hlen == 20:
-            # The pseudo-header's addresses sit right before the TCP header: one pass.
-            acc = port.checksum(buf, ip + 12, t + tlen, ipv4.PROTO_TCP + tlen)
+        if not checked:
+            if tlen < HEADER_LEN:
+                return False
+            hlen = (buf[t + 12] >> 4) * 4
+            if hlen < HEADER_LEN or hlen > tlen:
+                return False
+            if ip_hlen == 20:
+                # The pseudo-header's addresses sit right before the TCP header: one pass.
+                acc = port.checksum(buf, ip + 12, t + tlen, ipv4.PROTO_TCP + tlen)
+            else:
+                acc = port.checksum(buf, t, t + tlen,
+                                    ipv4.pseudo_sum(buf, ip, ipv4.PROTO_TCP, tlen))
+            if port.fold_checksum(acc) != 0xFFFF:
+                return False
         else:
-            acc = port.checksum(buf, t, t + tlen, ipv4.pseudo_sum(buf, ip, ipv4.PROTO_TCP, tlen))
-        if port.fold_checksum(acc) != 0xFFFF:
-            return False
+            hlen = (buf[t + 12] >> 4) * 4
         self.buf = buf
         self.t = t
         self.rip_hi = (buf[ip + 12] << 8) | buf[ip + 13]
