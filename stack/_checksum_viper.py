@@ -1,5 +1,6 @@
 # Viper kernels for MicroPython ports with a native emitter (unix, ESP32, RP2040): the
-# Internet checksum, the byte copy the rings use, and the checks of a plain TCP segment.
+# Internet checksum, the byte copy the rings use, and the checks and the finishing of a
+# plain TCP segment.
 # SPDX-License-Identifier: MIT
 #
 # Only port.py imports this, inside try/except: ports without viper (WebAssembly) reject
@@ -136,3 +137,56 @@ def tcp4_plain(buf, ip: int, n: int, me, mask_lo: int) -> int:
     while c >> 16:
         c = (c & 0xFFFF) + (c >> 16)
     return 1 if c == 0xFFFF else 0
+
+
+@micropython.viper
+def tcp4_out(buf, ip: int, total: int, ident: int, shi: int, slo: int, srel: int, rhi: int,
+             rlo: int, rrel: int, flags: int, wnd: int):
+    """Finish the TCP segment at buf[ip:ip + total] (headers from tcp.py's template, payload
+    in place): IPv4 length, ID, DF and checksum; sequence number (base shi.slo + srel),
+    acknowledgment number (rhi.rlo + rrel, if flags has ACK), flags, window, TCP checksum.
+    tcp.py's _finish_plain() does the same in Python (tests compare them)."""
+    p = ptr8(buf)
+    p[ip] = 0x45
+    p[ip + 1] = 0
+    p[ip + 2] = total >> 8
+    p[ip + 3] = total
+    p[ip + 4] = ident >> 8
+    p[ip + 5] = ident
+    p[ip + 6] = 0x40
+    p[ip + 7] = 0
+    p[ip + 10] = 0
+    p[ip + 11] = 0
+    t = ip + 20
+    lo = slo + (srel & 0xFFFF)
+    hi = shi + (srel >> 16) + (lo >> 16)
+    p[t + 4] = hi >> 8
+    p[t + 5] = hi
+    p[t + 6] = lo >> 8
+    p[t + 7] = lo
+    if flags & 0x10:  # ACK
+        lo = rlo + (rrel & 0xFFFF)
+        hi = rhi + (rrel >> 16) + (lo >> 16)
+        p[t + 8] = hi >> 8
+        p[t + 9] = hi
+        p[t + 10] = lo >> 8
+        p[t + 11] = lo
+    else:
+        p[t + 8] = 0
+        p[t + 9] = 0
+        p[t + 10] = 0
+        p[t + 11] = 0
+    p[t + 13] = flags
+    p[t + 14] = wnd >> 8
+    p[t + 15] = wnd
+    p[t + 16] = 0
+    p[t + 17] = 0
+    c = int(checksum_viper(buf, ip, t, 0)) ^ 0xFFFF
+    p[ip + 10] = c >> 8
+    p[ip + 11] = c
+    c = int(checksum_viper(buf, ip + 12, ip + total, total - 14))  # 6 + TCP length
+    while c >> 16:
+        c = (c & 0xFFFF) + (c >> 16)
+    c ^= 0xFFFF
+    p[t + 16] = c >> 8
+    p[t + 17] = c

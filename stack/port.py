@@ -116,6 +116,7 @@ copy_viper = None
 # tcp4_plain(buf, ip, n, me, mask_lo): the common TCP segment's checks in native code
 # (iface.py process_ipv4); None elsewhere.
 tcp4_plain = None
+tcp4_out = None  # a TCP segment's per-segment fields and checksums, natively (tcp.py)
 
 try:
     # CPython: one big-int conversion sums a whole buffer in C.
@@ -180,6 +181,6 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
                 break
         del _src, _dst, _ok
         if copy_viper is not None and CHECKSUM_KERNEL == "viper":
-            from ._checksum_viper import tcp4_plain  # it sums with checksum_viper
+            from ._checksum_viper import tcp4_out, tcp4_plain  # they use checksum_viper
     except Exception:  # no native emitter (WebAssembly): rings copy by slice
         copy_viper = None

@@ -136,6 +136,40 @@ def _min(a, b):
     return a if a < b else b
 
 
+def _finish_plain(buf, ip, total, ident, shi, slo, srel, rhi, rlo, rrel, flags, wnd):
+    """port.tcp4_out in Python, for ports without viper: the per-segment fields of the
+    segment at buf[ip:ip + total] and both checksums (see _checksum_viper.py)."""
+    buf[ip] = 0x45  # version 4, 20-byte header
+    buf[ip + 1] = 0
+    buf[ip + 2] = total >> 8
+    buf[ip + 3] = total & 0xFF
+    buf[ip + 4] = ident >> 8
+    buf[ip + 5] = ident & 0xFF
+    buf[ip + 6] = 0x40  # DF
+    buf[ip + 7] = 0
+    buf[ip + 10] = buf[ip + 11] = 0
+    t = ip + 20
+    seq.to_wire(buf, t + 4, shi, slo, srel)
+    if flags & ACK:
+        seq.to_wire(buf, t + 8, rhi, rlo, rrel)
+    else:
+        buf[t + 8] = buf[t + 9] = buf[t + 10] = buf[t + 11] = 0
+    buf[t + 13] = flags
+    buf[t + 14] = wnd >> 8
+    buf[t + 15] = wnd & 0xFF
+    buf[t + 16] = buf[t + 17] = 0
+    c = 0xFFFF ^ port.fold_checksum(port.checksum(buf, ip, t, 0))
+    buf[ip + 10] = c >> 8
+    buf[ip + 11] = c & 0xFF
+    # The pseudo-header's addresses sit right before the TCP header: one pass.
+    c = 0xFFFF ^ port.fold_checksum(port.checksum(buf, ip + 12, ip + total, total - 14))
+    buf[t + 16] = c >> 8
+    buf[t + 17] = c & 0xFF
+
+
+_finish = port.tcp4_out or _finish_plain
+
+
 class TCB:
     def __init__(self, stack, index, rx_size, tx_size):
         self.stack = stack
@@ -948,49 +982,27 @@ class TCB:
         ip = st.ip_off
         t = ip + 20
         # The hot path (every data segment and ACK): the prepared headers in one copy, then
-        # only what changes. Each store costs about 400 instructions on a Cortex-M0.
+        # only what changes, written by _finish (native code where there is viper).
         st.txmv[ip + 8:t + 20] = h
-        buf[ip] = 0x45  # version 4, 20-byte header
-        buf[ip + 1] = 0
         total = 40 + n
-        buf[ip + 2] = total >> 8
-        buf[ip + 3] = total & 0xFF
         ident = st.ident = (st.ident + 1) & 0xFFFF
-        buf[ip + 4] = ident >> 8
-        buf[ip + 5] = ident & 0xFF
-        buf[ip + 6] = 0x40  # DF
-        buf[ip + 7] = 0
-        # The IPv4 checksum: the constant words' sum waits in the template's checksum field.
-        c = (h[2] << 8 | h[3]) + total + ident
-        c = (c & 0xFFFF) + (c >> 16)
-        c = 0xFFFF ^ ((c & 0xFFFF) + (c >> 16))
-        buf[ip + 10] = c >> 8
-        buf[ip + 11] = c & 0xFF
-        seq.to_wire(buf, t + 4, v[SND_HI], v[SND_LO], seq_rel)
         if flags & ACK:
-            seq.to_wire(buf, t + 8, v[RCV_HI], v[RCV_LO], v[RCV_NXT])
             v[ACK_NOW] = False
             v[ACK_AT] = None
             v[RX_UNACKED] = 0
-        buf[t + 13] = flags
         if flags & RST:
-            st.stats.tcpOutRsts += 1  # and no window: nothing more will be received
+            st.stats.tcpOutRsts += 1
+            wnd = 0  # an RST advertises no window: nothing more will be received
         else:
             wnd = self._rcv_window()
-            buf[t + 14] = wnd >> 8
-            buf[t + 15] = wnd & 0xFF
         if n:
             ringbuf.copy_out(self.txb, v[TX_HEAD], seq_rel - v[SND_UNA], buf, n, t + 20)
             if seq_rel < v[SND_MAX]:
                 st.stats.tcpRetransSegs += 1
         elif flags & FIN and seq_rel < v[SND_MAX]:
             st.stats.tcpRetransSegs += 1
-        # The TCP checksum: the pseudo-header's addresses sit right before the TCP header.
-        c = port.checksum(buf, ip + 12, t + 20 + n, 26 + n)  # PROTO_TCP + TCP length
-        c = (c & 0xFFFF) + (c >> 16)
-        c = 0xFFFF ^ ((c & 0xFFFF) + (c >> 16))
-        buf[t + 16] = c >> 8
-        buf[t + 17] = c & 0xFF
+        _finish(buf, ip, total, ident, v[SND_HI], v[SND_LO], seq_rel, v[RCV_HI], v[RCV_LO],
+                v[RCV_NXT], flags, wnd)
         st.stats.tcpOutSegs += 1
         if st.tracer:
             st.tracer("out", buf, ip, total)
@@ -998,16 +1010,11 @@ class TCB:
 
     def _make_hdr(self):
         """Fill self.hdr: the IPv4 and TCP header fields that stay the same (addresses,
-        ports, TTL, DF, offset) and zeros elsewhere; in the IPv4 checksum field, the folded
-        sum of the constant words, for _emit."""
+        ports, TTL, protocol, data offset); what _finish writes is left as it may be."""
         v = self.v
         h = bytearray(40)  # set-up only: the whole headers, then their bytes 8..39 kept
         ipv4.write_header(h, 0, self.stack.ip, v[RIP_HI], v[RIP_LO], ipv4.PROTO_TCP, 0, 0)
-        h[2] = h[3] = h[10] = h[11] = 0  # length and checksum: per segment
         tcpseg.write_header(h, 20, v[LPORT], v[RPORT], 0, 0, 0)
-        c = port.fold_checksum(port.checksum(h, 0, 20, 0))
-        h[10] = c >> 8
-        h[11] = c & 0xFF
         self.hdr[:] = memoryview(h)[8:]
 
     def _emit_syn(self, flags):
