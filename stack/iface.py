@@ -327,11 +327,12 @@ class Stack:
         """Handle every waiting frame and every due timer; ms until the next one (or None)."""
         now = self.clock()
         n = self.link.recv_into(self.rxbuf)
-        if not n and not self.dirty and self.hot is None and self.after_input is None:
+        if not n and not self.dirty and self.hot is None:
             # Nothing came and nothing changed since the last full pass (services, TCBs,
             # TIME-WAIT and ARP: `dirty`, set by tcp.py, sock.py, the services and this
-            # file): until the earliest deadline that pass found, there is nothing to do.
-            # An idle poll then costs the same with or without connections open.
+            # file): until the earliest deadline that pass found, there is nothing to do
+            # (nor for after_input, which reacts to input). An idle poll then costs the same
+            # with or without connections open.
             due = self.due_at
             if due is None:
                 return None
