@@ -8,7 +8,7 @@
 # Every test ends by checking that the emulator saw no misuse (emu.errors() all zero): SPI
 # outside CS, FDM frames, writes to read-only registers, SEND while busy, short frames...
 
-from stack import Stack
+from stack import Stack, port
 from stack.link.w5500 import W5500
 from testing import expect_raises
 from tools.w5500emu import (MR, PHYCFGR, SHAR, SIMR, SN_IMR, SN_IR, SN_MR, SN_RXBUF_SIZE,
@@ -521,7 +521,7 @@ def test_close_waits_until_sn_sr_reads_closed():
 
 
 def test_failed_reopen_on_the_data_path_is_counted_not_raised():
-    emu, drv = make(cmd_timeout_ms=5)
+    emu, drv = make(cmd_timeout_ms=5, reopen_retry_ms=0)
     drv.send(frame(100, dst=PEER))
     emu.sock[0][SN_SR] = 0x00  # the chip reset itself...
     emu.cmd_latency_reads = 1 << 30  # ...and now OPEN never shows in Sn_SR
@@ -542,6 +542,25 @@ def test_failed_reopen_on_the_data_path_is_counted_not_raised():
     f = frame(140, seq=4)
     assert emu.receive(f) and recv(drv) == f
     clean(emu)
+
+
+def test_failed_reopens_are_spaced():
+    # Each failed reopen spins up to 2 x cmd_timeout_ms; a dead chip must not cost that on
+    # every receive and send: after one, the data path waits reopen_retry_ms.
+    emu, drv = make(cmd_timeout_ms=5, reopen_retry_ms=60000)
+    emu.sock[0][SN_SR] = 0x00
+    emu.cmd_latency_reads = 1 << 30  # OPEN never shows in Sn_SR
+    for i in range(20):
+        drv.send(frame(100, seq=i, dst=PEER))
+        assert recv(drv) == b""
+    assert drv.reopens == 1 and drv.reopen_fails == 1
+    drv._retry_at = port.ticks_add(port.ticks_ms(), -1)  # the wait is over
+    emu.cmd_latency_reads = 0
+    emu._sr_lag_reads = 0  # the chip recovers
+    emu.err_cmd_in_progress = 0
+    g = frame(130, seq=99, dst=PEER)
+    drv.send(g)
+    assert emu.sent[-1] == g and drv.reopens == 2 and drv.reopen_fails == 1
 
 
 def test_failed_open_at_set_up_raises():

@@ -43,7 +43,7 @@
 # MACRAW has no overrun counter, so this counts the times drops were possible, not frames
 # lost), corrupt length headers (rx_resyncs: RX_RD = RX_WR, RECV), frames too
 # long for the caller's buffer (rx_too_long), socket 0 found not in MACRAW and reopened
-# (reopens; reopen_fails when it would not open: tried again at the next chance), SENDs
+# (reopens; reopen_fails when it would not open: tried again reopen_retry_ms later), SENDs
 # that ended with Sn_IR.TIMEOUT instead of SEND_OK (tx_timeouts; the frame may not have
 # left), commands the chip did not take or finish in time (cmd_timeouts). Set-up failures
 # (no chip, wrong version, socket 0 will not open) raise OSError with what was read.
@@ -117,7 +117,7 @@ class W5500:
 
     def __init__(self, spi, cs, rst=None, int_pin=None, mac=None, mtu=1500, mfen=True,
                  block_ipv6=False, tx_timeout_ms=3, cmd_timeout_ms=100,
-                 reset_timeout_ms=200, wait_link_ms=0):
+                 reset_timeout_ms=200, wait_link_ms=0, reopen_retry_ms=1000):
         if mtu > _MAX_FRAME - 14 or mtu < 68:
             raise ValueError("mtu must be 68..1500 (MACRAW frames are at most 1514 bytes)")
         if mac is None:
@@ -138,6 +138,10 @@ class W5500:
         self.tx_timeout_ms = tx_timeout_ms
         self.cmd_timeout_ms = cmd_timeout_ms
         self.reset_timeout_ms = reset_timeout_ms
+        # A failed reopen waits up to 2 x cmd_timeout_ms: after one, the data path does not
+        # try again for this long, so a dead chip does not stall every poll.
+        self.reopen_retry_ms = reopen_retry_ms
+        self._retry_at = None
         # Register transactions: header + up to 8 data bytes, sent with one write() or
         # write_readinto() each. _txv[k]/_rxv[k] are views of header + k data bytes, made
         # once here so that no transaction allocates a view.
@@ -409,11 +413,17 @@ class W5500:
     def _reopen(self):
         # Socket 0 left MACRAW (a brown-out reset, a glitch) or a SEND never finished:
         # close and open it again; frames in the rings are lost. On the data path, so a
-        # failure is counted, not raised: until a reopen works, each receive batch and
-        # each send tries again (and a send's frame is dropped). True once open.
+        # failure is counted, not raised: until a reopen works, the receive batches and
+        # sends try again every reopen_retry_ms (a send's frame is dropped). True once open.
+        at = self._retry_at
+        if at is not None and port.ticks_diff(port.ticks_ms(), at) < 0:
+            return False
         self.reopens += 1
         if self._open():
             self.reopen_fails += 1
+            self._retry_at = port.ticks_add(port.ticks_ms(), self.reopen_retry_ms)
+        else:
+            self._retry_at = None
         return self._opened
 
     def close(self):
