@@ -161,10 +161,7 @@ def _finish_plain(buf, ip, total, ident, shi, slo, srel, rhi, rlo, rrel, flags, 
     c = 0xFFFF ^ port.fold_checksum(port.checksum(buf, ip, t, 0))
     buf[ip + 10] = c >> 8
     buf[ip + 11] = c & 0xFF
-    # The pseudo-header's addresses sit right before the TCP header: one pass.
-    c = 0xFFFF ^ port.fold_checksum(port.checksum(buf, ip + 12, ip + total, total - 14))
-    buf[t + 16] = c >> 8
-    buf[t + 17] = c & 0xFF
+    tcpseg.finish(buf, ip, t, total - 20)
 
 
 _finish = port.tcp4_out or _finish_plain
