@@ -531,7 +531,7 @@ class TestRto:
 
 class TestNativeChecks:
     # Where MicroPython has viper, a plain TCP segment's IPv4 and TCP checks run in native
-    # code (port.tcp4_plain) and everything else takes the Python checks. Differential:
+    # code (port.tcp4_in) and everything else takes the Python checks. Differential:
     # every packet below, mutated one field at a time (checksums made right again, so the
     # other checks are what is tested, or left wrong), must leave the same counters and
     # send the same replies with the native checks as without them.
@@ -567,13 +567,13 @@ class TestNativeChecks:
         from stack import iface
 
         net, peer = self._stack()
-        saved = iface._tcp4_plain
-        iface._tcp4_plain = native
+        saved = iface._tcp4_in
+        iface._tcp4_in = native
         try:
             net.rxbuf[:n] = buf[:n]
-            net.process_ipv4(n, 1000)
+            net.process_frame(n, 1000)
         finally:
-            iface._tcp4_plain = saved
+            iface._tcp4_in = saved
         out = []
         reply = bytearray(1600)
         for _ in range(8):
@@ -584,7 +584,7 @@ class TestNativeChecks:
         return sorted(net.stats.items()), out
 
     def test_native_and_python_checks_agree(self):
-        native = port.tcp4_plain
+        native = port.tcp4_in
         if native is None:
             return  # no native emitter (CPython, WebAssembly): only the Python checks exist
 
@@ -619,5 +619,6 @@ class TestNativeChecks:
                 got = self._run(buf, n, native)
                 assert got == want, (i, fix, want, got)
                 net, _ = self._stack()
-                accepted += bool(native(buf, 0, n, net.ip, net.mask_lo))
+                accepted += native(buf, 0, n, None, net.ip, net.mask_lo, net.tcb_keys,
+                                   net.sg) > -2
         assert accepted >= 3  # the plain packet (and harmless mutations) take the fast way

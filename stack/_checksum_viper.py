@@ -102,28 +102,32 @@ def copy_viper(dst, doff: int, src, soff: int, n: int) -> int:
 
 
 @micropython.viper
-def tcp4_plain(buf, ip: int, n: int, me, mask_lo: int) -> int:
-    """True if buf[ip:n] is the common case, checked here in native code: a 20-byte IPv4
-    header with a good checksum, no fragment, TCP, to our address `me` (4 bytes, not
-    0.0.0.0), from a source that is plainly no martian (first octet not 0, 127 or 224 and
-    up, not our address, not all ones in mask_lo's host bits), a TCP header length within
-    the segment, and a good TCP checksum. False sends the packet through every check in
-    Python (iface.py process_ipv4), which also counts what it drops.
-    """
+def _plain_tcp4(buf, ip: int, n: int, mac, me, mask_lo: int) -> int:
+    """tcp4_in's checks (see there): 1 if they all pass, else 0. A function of its own
+    to keep each under 2 KB of armv6m code (see tcp4_in)."""
     p = ptr8(buf)
-    m = ptr8(me)
-    if n - ip < 40 or p[ip] != 0x45 or p[ip + 9] != 6 or p[ip + 6] & 0x3F or p[ip + 7]:
+    # Differences OR-ed together, one branch each: every branch out costs 8 bytes on
+    # armv6m, and this function must stay under 2 KB (see tcp4_in).
+    if ip == 14:
+        m = ptr8(mac)
+        if ((p[0] ^ m[0]) | (p[1] ^ m[1]) | (p[2] ^ m[2]) | (p[3] ^ m[3]) | (p[4] ^ m[4])
+                | (p[5] ^ m[5]) | (p[12] ^ 8) | p[13]):
+            return 0
+    if n - ip < 40:
+        return 0
+    if (p[ip] ^ 0x45) | (p[ip + 9] ^ 6) | (p[ip + 6] & 0x3F) | p[ip + 7]:
         return 0
     total = (p[ip + 2] << 8) | p[ip + 3]
     if total < 40 or total > n - ip:
         return 0
-    if (p[ip + 16] != m[0] or p[ip + 17] != m[1] or p[ip + 18] != m[2]
-            or p[ip + 19] != m[3] or not (m[0] | m[1] | m[2] | m[3])):
+    m = ptr8(me)
+    if (((p[ip + 16] ^ m[0]) | (p[ip + 17] ^ m[1]) | (p[ip + 18] ^ m[2]) | (p[ip + 19] ^ m[3]))
+            or not (m[0] | m[1] | m[2] | m[3])):
         return 0
     a = p[ip + 12]
     if a == 0 or a == 127 or a >= 224 or (((p[ip + 14] << 8) | p[ip + 15]) | mask_lo) == 0xFFFF:
         return 0
-    if p[ip + 12] == m[0] and p[ip + 13] == m[1] and p[ip + 14] == m[2] and p[ip + 15] == m[3]:
+    if not ((a ^ m[0]) | (p[ip + 13] ^ m[1]) | (p[ip + 14] ^ m[2]) | (p[ip + 15] ^ m[3])):
         return 0
     t = ip + 20
     hlen = (p[t + 12] >> 4) << 2
@@ -137,6 +141,76 @@ def tcp4_plain(buf, ip: int, n: int, me, mask_lo: int) -> int:
     while c >> 16:
         c = (c & 0xFFFF) + (c >> 16)
     return 1 if c == 0xFFFF else 0
+
+
+@micropython.viper
+def tcp4_in(buf, ip: int, n: int, mac, me, mask_lo: int, keys, sg) -> int:
+    """The common TCP segment, taken in in native code (iface.py process_frame).
+
+    -2: not the common case; every check goes the long way in Python, which also counts
+    what it drops. Otherwise every check passed: on Ethernet (ip 14) a frame to our MAC
+    `mac` of type IPv4; a 20-byte IPv4 header with a good checksum, no fragment, TCP, to
+    our address `me` (4 bytes, not 0.0.0.0), from a source that is plainly no martian
+    (first octet not 0, 127 or 224 and up, not our address, not all ones in mask_lo's host
+    bits), a TCP header length within the segment, and a good TCP checksum. Then -1: no
+    connection in `keys` (tcp.py TCB._key: KEY_STRIDE halfwords each) has its 4-tuple;
+    else that connection's index, with sg (an array of 6 'i') filled in, in this order:
+    the sequence and acknowledgment numbers as offsets from its bases (seq.from_wire,
+    FAR when far), flags, window, payload offset and length.
+
+    Two functions, each under 2 KB of armv6m code: a longer one needs Thumb-1's long jump,
+    a PC-relative load that assumes 4-byte aligned code; frozen code is not always
+    aligned so, and the Cortex-M0 board jumped into nowhere (compiled on the board, the
+    same code ran).
+    """
+    if not int(_plain_tcp4(buf, ip, n, mac, me, mask_lo)):
+        return -2
+    p = ptr8(buf)
+    t = ip + 20
+    hlen = (p[t + 12] >> 4) << 2
+    total = (p[ip + 2] << 8) | p[ip + 3]
+    rlo = (p[ip + 14] << 8) | p[ip + 15]
+    rhi = (p[ip + 12] << 8) | p[ip + 13]
+    # Demultiplex: the remote port first, it differs between most connections.
+    sport = (p[t] << 8) | p[t + 1]
+    dport = (p[t + 2] << 8) | p[t + 3]
+    k = ptr16(keys)
+    end = int(len(keys))
+    i = 0
+    index = 0
+    while i < end:
+        if (k[i + 1] == sport and k[i] and k[i + 2] == dport and k[i + 3] == rlo
+                and k[i + 4] == rhi):
+            break
+        i += 10
+        index += 1
+    if i >= end:
+        return -1
+    s = ptr32(sg)
+    # seq.from_wire, twice: against the receive base, then the send base.
+    j = 5
+    w = t + 4
+    while j < 9:
+        dhi = ((p[w] << 8) | p[w + 1]) - k[i + j]
+        dlo = ((p[w + 2] << 8) | p[w + 3]) - k[i + j + 1]
+        if dlo < 0:
+            dlo += 0x10000
+            dhi -= 1
+        dhi &= 0xFFFF
+        if dhi < 0x1000:
+            r = (dhi << 16) | dlo
+        elif dhi >= 0xF000:
+            r = ((dhi - 0x10000) << 16) + dlo
+        else:
+            r = -(1 << 29)  # seq.FAR
+        s[(j - 5) >> 1] = r
+        j += 2
+        w += 4
+    s[2] = p[t + 13] & 0x3F
+    s[3] = (p[t + 14] << 8) | p[t + 15]
+    s[4] = t + hlen
+    s[5] = total - 20 - hlen
+    return index
 
 
 @micropython.viper

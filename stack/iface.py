@@ -4,17 +4,21 @@
 # Following smoltcp's iface: incoming work is process_<proto>(), outgoing dispatch_<proto>(),
 # and poll() says how long until something is next due, so a board can sleep until then.
 
+from array import array
+
 from micropython import const
 
 from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg, udp
 from .stats import Stats
-from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, LPORT, OWNER, RIP_HI, RIP_LO, RPORT,
-                  STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
+from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, KEY_STRIDE, LPORT, OWNER, RIP_HI,
+                  RIP_LO, RPORT, STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
 _FRAMES_PER_POLL = config.FRAMES_PER_POLL
-_tcp4_plain = port.tcp4_plain  # None where MicroPython has no native emitter (and CPython)
+# The common TCP segment in native code (process_frame); None where MicroPython has no
+# native emitter, and on CPython.
+_tcp4_in = port.tcp4_in
 
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
 _NO_ADDR = b"\x00\x00\x00\x00"
@@ -157,6 +161,10 @@ class Stack:
             self.arpbuf = bytearray(ether.HEADER_LEN + arp.PACKET_LEN)
             # Every IPv4 frame we send has our MAC and type IPv4: written once, here.
             ether.write_header(self.txbuf, ether.BROADCAST, self.mac, ether.TYPE_IPV4)
+        # What native code demultiplexes with (tcp.py TCB._key; before the TCBs, which
+        # write their entries) and fills in for header prediction (process_frame).
+        self.tcb_keys = array("H", bytes(2 * KEY_STRIDE * tcbs))
+        self.sg = array("i", bytes(4 * 6))
         self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
         self.udp_rec = bytearray(8)  # a UDP queue record's header (udp.py)
@@ -349,10 +357,7 @@ class Stack:
         while n:
             if self.capture is not None:
                 self.capture(0, rxbuf, n)
-            if self.mac:
-                self.process_ethernet(n, now)
-            else:
-                self.process_ipv4(n, now)
+            self.process_frame(n, now)
             room -= 1
             if not room:
                 busy = True  # frames may still wait: come back at once
@@ -539,6 +544,39 @@ class Stack:
 
     # ---- input -------------------------------------------------------------------------
 
+    def process_frame(self, n, now):
+        """One frame (or IPv4 packet on a link without MAC) from rxbuf[:n].
+
+        Where MicroPython has viper, native code (port.tcp4_in) checks a plain TCP segment,
+        finds its ESTABLISHED connection and parses it; header prediction (tcp.py
+        TCB.predicted) then takes the next data in order or a pure ACK in one call, and
+        anything else goes to process_tcp, checked already. What native code does not take
+        goes the long way, through every check in Python. Not while a tracer watches."""
+        if _tcp4_in is not None and not self.tracer:
+            ip = self.ip_off
+            sg = self.sg
+            i = _tcp4_in(self.rxbuf, ip, n, self.mac, self.ip, self.mask_lo, self.tcb_keys, sg)
+            if i > -2:
+                stats = self.stats
+                stats.ipInReceives += 1
+                if i >= 0:
+                    tcb = self.tcbs[i]
+                    hot = self.hot
+                    if hot is None:
+                        self.hot = tcb
+                    elif hot is not tcb:
+                        self.hot = True
+                    if tcb.predicted(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], now):
+                        stats.tcpInSegs += 1
+                        return
+                buf = self.rxbuf
+                self.process_tcp(ip, 20, (buf[ip + 2] << 8) | buf[ip + 3], now, True)
+                return
+        if self.mac:
+            self.process_ethernet(n, now)
+        else:
+            self.process_ipv4(n, now)
+
     def process_ethernet(self, n, now):
         buf = self.rxbuf
         if n < ether.HEADER_LEN or not (ether.for_us(buf, self.mac) or (
@@ -665,11 +703,6 @@ class Stack:
         ip = self.ip_off
         stats = self.stats
         stats.ipInReceives += 1
-        if _tcp4_plain is not None and _tcp4_plain(buf, ip, n, self.ip, self.mask_lo):
-            # A plain TCP segment to us: every check below, and the TCP checksum, passed in
-            # native code (port.py); what they would drop still goes the long way.
-            self.process_tcp(ip, 20, (buf[ip + 2] << 8) | buf[ip + 3], now, True)
-            return
         hlen = ipv4.check(buf, ip, n - ip, stats)
         if not hlen:
             return

@@ -113,9 +113,9 @@ CHECKSUM_KERNEL = "plain"
 # copy_viper(dst, doff, src, soff, n): a native copy where MicroPython has viper (it returns
 # 0, copying nothing, unless both addresses are even); None elsewhere. ringbuf.py uses it.
 copy_viper = None
-# tcp4_plain(buf, ip, n, me, mask_lo): the common TCP segment's checks in native code
-# (iface.py process_ipv4); None elsewhere.
-tcp4_plain = None
+# tcp4_in(buf, ip, n, mac, me, mask_lo, keys, sg): the common TCP segment's checks,
+# demultiplexing and parsing in native code (iface.py process_frame); None elsewhere.
+tcp4_in = None
 tcp4_out = None  # a TCP segment's per-segment fields and checksums, natively (tcp.py)
 
 try:
@@ -181,6 +181,6 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
                 break
         del _src, _dst, _ok
         if copy_viper is not None and CHECKSUM_KERNEL == "viper":
-            from ._checksum_viper import tcp4_out, tcp4_plain  # they use checksum_viper
+            from ._checksum_viper import tcp4_in, tcp4_out  # they use checksum_viper
     except Exception:  # no native emitter (WebAssembly): rings copy by slice
         copy_viper = None

@@ -111,6 +111,11 @@ ASM = const(59)
 _ASM_SLOTS = config.ASSEMBLER_RANGES
 N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
 
+# The key table (iface.py Stack.tcb_keys, an array of 'H'): KEY_STRIDE halfwords a TCB,
+# in the order _key() writes them and port.tcp4_in reads them (valid, remote port, local
+# port, remote address low and high half, receive base hi and lo, send base hi and lo).
+KEY_STRIDE = const(10)
+
 # Field names by index, for __getattr__ and debugging (STATE is "state").
 FIELDS = (
     "state", "in_use", "orphan", "parent", "rip_hi", "rip_lo", "lport", "rport", "snd_hi",
@@ -262,6 +267,7 @@ class TCB:
         v[RX_HEAD] = v[RX_COUNT] = 0
         v[TX_HEAD] = v[TX_COUNT] = 0
         v[ASM] = 0  # out-of-order ranges in use (assembler.py)
+        self._key()
 
     # ---- state -------------------------------------------------------------------------
 
@@ -278,8 +284,31 @@ class TCB:
         elif is_estab and not was_estab:
             st.stats.tcpCurrEstab += 1
         v[STATE] = new
+        if new == ESTABLISHED or old == ESTABLISHED:
+            self._key()
         if st.log:
             st.log("tcp %d: %s => %s" % (self.index, STATE_NAMES[old], STATE_NAMES[new]))
+
+    def _key(self):
+        """This connection's entry in the stack's key table, which native code demultiplexes
+        with (port.tcp4_in, iface.py process_frame): while ESTABLISHED its 4-tuple and the
+        bases of its sequence offsets, else cleared. Set where those change: the state,
+        reset() and rebasing."""
+        k = self.stack.tcb_keys
+        i = self.index * KEY_STRIDE
+        v = self.v
+        if v[STATE] != ESTABLISHED:
+            k[i] = 0
+            return
+        k[i + 1] = v[RPORT]
+        k[i + 2] = v[LPORT]
+        k[i + 3] = v[RIP_LO]
+        k[i + 4] = v[RIP_HI]
+        k[i + 5] = v[RCV_HI]
+        k[i + 6] = v[RCV_LO]
+        k[i + 7] = v[SND_HI]
+        k[i + 8] = v[SND_LO]
+        k[i] = 1
 
     def synchronized(self):
         return self.v[STATE] >= ESTABLISHED
@@ -490,36 +519,13 @@ class TCB:
         buf, t, flags = seg.buf, seg.t, seg.flags
         sq = seq.from_wire(buf, t + 4, v[RCV_HI], v[RCV_LO])
         dlen = seg.dlen
+        if (state == ESTABLISHED and flags & _PREDICT_MASK == ACK
+                and self.predicted(sq, seq.from_wire(buf, t + 8, v[SND_HI], v[SND_LO]), flags,
+                                   seg.wnd, seg.data, dlen, now)):
+            return
         v[KEEPALIVE_SENT] = 0
         if v[KEEPALIVE_AT] is not None:
             v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
-
-        # Header prediction (Van Jacobson; Linux's tcp_rcv_established fast path): in a
-        # bulk transfer nearly every segment is either a pure ACK of new data or the next
-        # data in order with nothing new acknowledged, with an unchanged window. For those
-        # the checks below all pass the same way, so take them straight to their effect.
-        if (state == ESTABLISHED and flags & _PREDICT_MASK == ACK and sq == v[RCV_NXT]
-                and seg.wnd == v[SND_WND]):
-            ack = seq.from_wire(buf, t + 8, v[SND_HI], v[SND_LO])
-            una = v[SND_UNA]
-            if dlen == 0:
-                if una < ack <= v[SND_MAX] and not v[IN_RECOVERY]:
-                    self._process_ack(seg, sq, ack, now)  # new data acknowledged
-                    return
-            elif (ack == una and not v[ASM] and dlen <= v[RCV_ADV] - sq and not v[ORPHAN]
-                  and not v[RD_SHUT]):
-                # The next data in order, into the ring (it fits: it is in the window).
-                # _receive_data's in-order case, inlined: calling it costs about 1 us a
-                # segment on the unix port, 7% of the budget.
-                got = ringbuf.write_from(self.rxb, v[RX_HEAD], v[RX_COUNT], 0, st.rxmv,
-                                         seg.data, dlen)
-                v[RX_COUNT] += got
-                v[RCV_NXT] = sq + got
-                v[SND_WL1] = sq  # what the window update below would record
-                v[SND_WL2] = ack
-                v[RX_UNACKED] += got
-                self._schedule_ack(now)
-                return
 
         seg_len = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         if state == SYN_RECEIVED and flags & SYN and sq == 0:
@@ -593,7 +599,7 @@ class TCB:
                 v[ACK_NOW] = True
                 st.stats.tcpDropped += 1
                 return
-            self._process_ack(seg, sq, ack, now)
+            self._process_ack(sq, ack, seg.wnd, not dlen and not flags & FIN, now)
             state = v[STATE]
             fin_acked = v[FIN_SEQ] >= 0 and v[SND_UNA] > v[FIN_SEQ]
             if state == FIN_WAIT_1:
@@ -643,6 +649,44 @@ class TCB:
                 self._set_state(TIME_WAIT)
                 self._emit(ACK, v[SND_NXT], 0)
                 self._enter_time_wait(now)
+
+    def predicted(self, sq, ack, flags, wnd, data, dlen, now):
+        """Header prediction (Van Jacobson; Linux's tcp_rcv_established fast path): in a
+        bulk transfer nearly every segment is either a pure ACK of new data (its window
+        may differ: a reading receiver's does, every other ACK) or the next data in order
+        with nothing new acknowledged and an unchanged window. For those every check of
+        process() passes the same way: take them straight to their effect and return
+        True; anything else returns False, untouched, for process().
+
+        sq and ack are offsets (seq.from_wire), data the payload's offset in the stack's
+        rxbuf. Called by process(), and by iface.py process_frame() for segments that
+        native code checked and demultiplexed (port.tcp4_in) without a Segment."""
+        v = self.v
+        if v[STATE] != ESTABLISHED or flags & _PREDICT_MASK != ACK or sq != v[RCV_NXT]:
+            return False
+        una = v[SND_UNA]
+        if dlen == 0:
+            if ack <= una or ack > v[SND_MAX] or v[IN_RECOVERY]:
+                return False
+            self._process_ack(sq, ack, wnd, True, now)  # new data acknowledged, the window
+        elif (ack == una and wnd == v[SND_WND] and not v[ASM] and dlen <= v[RCV_ADV] - sq
+              and not v[ORPHAN] and not v[RD_SHUT]):
+            # The next data in order, into the ring (it fits: it is in the window).
+            # _receive_data's in-order case, inlined.
+            got = ringbuf.write_from(self.rxb, v[RX_HEAD], v[RX_COUNT], 0, self.stack.rxmv,
+                                     data, dlen)
+            v[RX_COUNT] += got
+            v[RCV_NXT] = sq + got
+            v[SND_WL1] = sq  # what the window update would record
+            v[SND_WL2] = ack
+            v[RX_UNACKED] += got
+            self._schedule_ack(now)
+        else:
+            return False
+        v[KEEPALIVE_SENT] = 0
+        if v[KEEPALIVE_AT] is not None:
+            v[KEEPALIVE_AT] = port.ticks_add(now, self.stack.cfg.keepalive_ms)
+        return True
 
     def _process_syn_sent(self, seg, now):
         v = self.v
@@ -747,7 +791,8 @@ class TCB:
         if self.stack.challenge_ack_allowed(now):
             v[ACK_NOW] = True
 
-    def _process_ack(self, seg, sq, ack, now):
+    def _process_ack(self, sq, ack, wnd, bare, now):
+        """An acceptable ACK (and the window it carries); bare: no data and no FIN."""
         v = self.v
         st = self.stack
         mss = v[SND_MSS]
@@ -790,8 +835,7 @@ class TCB:
                 v[REXMIT_AT] = None
             else:
                 v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
-        elif (ack == v[SND_UNA] and seg.dlen == 0 and not seg.flags & FIN
-              and seg.wnd == v[SND_WND] and v[SND_MAX] > v[SND_UNA]):
+        elif ack == v[SND_UNA] and bare and wnd == v[SND_WND] and v[SND_MAX] > v[SND_UNA]:
             # A duplicate ACK (RFC 5681 2): three of them trigger fast retransmit.
             if v[DUPACKS] < 4:
                 v[DUPACKS] += 1
@@ -810,12 +854,12 @@ class TCB:
                 v[CWND] = c if c < _MAX_WND else _MAX_WND
         # Window update (RFC 9293: only from a newer segment, or a newer ACK of the same).
         if v[SND_WL1] < sq or (v[SND_WL1] == sq and v[SND_WL2] <= ack):
-            opened = v[SND_WND] == 0 and seg.wnd > 0
-            v[SND_WND] = seg.wnd
+            opened = v[SND_WND] == 0 and wnd > 0
+            v[SND_WND] = wnd
             v[SND_WL1] = sq
             v[SND_WL2] = ack
-            if seg.wnd > v[MAX_SND_WND]:
-                v[MAX_SND_WND] = seg.wnd
+            if wnd > v[MAX_SND_WND]:
+                v[MAX_SND_WND] = wnd
             if opened:
                 v[PERSIST_AT] = None
                 v[PERSIST_SHIFT] = 0
@@ -891,6 +935,7 @@ class TCB:
         v[RECOVER] -= r
         if v[FIN_SEQ] >= 0:
             v[FIN_SEQ] -= r
+        self._key()
 
     def _rebase_rcv(self):
         v = self.v
@@ -899,6 +944,7 @@ class TCB:
         v[RCV_NXT] -= r
         v[RCV_ADV] -= r
         v[SND_WL1] -= r
+        self._key()
 
     # ---- RTT and RTO (RFC 6298) --------------------------------------------------------
 

@@ -52,7 +52,7 @@ class Segment:
     def parse(self, buf, ip, ip_hlen, ip_total, checked=False):
         """Fill in from the IPv4 packet at buf[ip:]; return False if malformed or corrupt.
 
-        checked: the lengths and the checksum were verified already (port.tcp4_plain)."""
+        checked: the lengths and the checksum were verified already (port.tcp4_in)."""
         t = ip + ip_hlen
         tlen = ip_total - ip_hlen
         if not checked:
