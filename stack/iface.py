@@ -19,6 +19,7 @@ _FRAMES_PER_POLL = config.FRAMES_PER_POLL
 # The common TCP segment in native code (process_frame); None where MicroPython has no
 # native emitter, and on CPython.
 _tcp4_in = port.tcp4_in
+_copy = port.copy_viper  # likewise (ringbuf.py)
 
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
 _NO_ADDR = b"\x00\x00\x00\x00"
@@ -1084,12 +1085,13 @@ class Stack:
                 if ask:
                     self.send_arp_request(nh_hi, nh_lo)
                 return
-        buf[0] = mac[0]
-        buf[1] = mac[1]
-        buf[2] = mac[2]
-        buf[3] = mac[3]
-        buf[4] = mac[4]
-        buf[5] = mac[5]
+        if _copy is None or not _copy(buf, 0, mac, 0, 6):  # native: half the cost
+            buf[0] = mac[0]
+            buf[1] = mac[1]
+            buf[2] = mac[2]
+            buf[3] = mac[3]
+            buf[4] = mac[4]
+            buf[5] = mac[5]
         if self.capture is not None:
             self.capture(1, buf, n)
         self.link.send(self.txmv[:n])
