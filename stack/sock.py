@@ -392,7 +392,8 @@ class Socket(_Stream):
     def send(self, data):
         """Queue what fits in the send ring; return how many bytes were taken."""
         tcb = self._conn()
-        data = _bytes(data)
+        if isinstance(data, str):
+            data = data.encode()  # as _bytes(), without the call: this is every send()
         if not len(data):
             return 0
         if not _send_ready(tcb):

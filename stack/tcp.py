@@ -1003,7 +1003,7 @@ class TCB:
     def window_update_due(self):
         """After the application read: is the new window worth an ACK of its own?"""
         v = self.v
-        if not self.synchronized() or v[RX_FIN]:
+        if v[STATE] < ESTABLISHED or v[RX_FIN]:  # not synchronized(): a call saved a read
             return False
         adv = v[RCV_ADV] - v[RCV_NXT]
         free = v[RX_SIZE] - v[RX_COUNT]
@@ -1174,6 +1174,8 @@ class TCB:
             if v[REXMIT_AT] is None:
                 v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
             sent = True
+            if n == avail and fin_seq != nxt:
+                break  # all of the ring sent and no FIN due: another turn would find so
         if not sent and v[ACK_NOW]:
             self._emit(ACK, v[SND_NXT], 0)
         # Data waiting, nothing in flight, and the window held it back (zero, or too
