@@ -451,7 +451,7 @@ class Socket(_Stream):
         """One read of what is there (waiting for something if blocking): a count, 0 at
         EOF, None if non-blocking and nothing waits."""
         tcb = self._conn()
-        if not _recv_ready(tcb):
+        if not tcb.v[RX_COUNT] and not _recv_ready(tcb):  # bytes waiting: ready, no call
             if self._timeout_ms == 0:
                 return None
             self._wait_tcb(_recv_ready, tcb, port.EAGAIN)
