@@ -113,6 +113,10 @@ def core():
     got = []
     two.run(lambda: got.append(_try(lambda: rx.recvfrom(100))) or got[-1], "UDP datagram")
     assert got[-1][0] == b"ping" and got[-1][1][0] == "10.0.0.1", got[-1]
+    # ICMP (icmp.py, loaded on first use): a datagram to a closed port gets port unreachable.
+    tx.sendto(b"nobody", ("10.0.0.2", 9))
+    two.run(lambda: two.a.stats.icmpInDestUnreachs, "ICMP port unreachable")
+    assert two.b.stats.icmpOutDestUnreachs == 1
     tx.close()
     rx.close()
     # The board's driver, and the fast checksum (viper: the unix port has the native emitter).
@@ -125,7 +129,7 @@ def core():
 
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
+              "stack.icmp", "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
               "stack.link._lan9118_viper"):
         _where(m)
 

@@ -6,7 +6,7 @@
 
 from micropython import const
 
-from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg, udp
+from . import arp, config, ether, ipv4, port, seq, tcpseg, udp
 from .stats import Stats
 from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, LPORT, OWNER, RIP_HI, RIP_LO, RPORT,
                   STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
@@ -711,67 +711,11 @@ class Stack:
         if proto == ipv4.PROTO_UDP:
             self.udp.process(ip, hlen, total, kind, now)
         elif proto == ipv4.PROTO_ICMP:
-            self.process_icmp(ip, hlen, total, now)
+            from . import icmp  # loaded with the first ICMP message (heap from .mpy)
+
+            icmp.process(self, ip, hlen, total, now)
         else:
             stats.ipInUnknownProtos += 1
-
-    def process_icmp(self, ip, hlen, total, now):
-        """Echo requests get replies (ping works); unreachables reach their TCB."""
-        buf = self.rxbuf
-        stats = self.stats
-        stats.icmpInMsgs += 1
-        c = ip + hlen
-        n = total - hlen
-        if n < 8 or port.fold_checksum(port.checksum(buf, c, c + n, 0)) != 0xFFFF:
-            stats.icmpInErrors += 1
-            return
-        kind = buf[c]
-        if kind == icmp.ECHO_REQUEST:
-            stats.icmpInEchos += 1
-            # The reply is the request with type 0, sent back: copy it into txbuf.
-            t = self.ip_off + ipv4.HEADER_LEN
-            self.txmv[t:t + n] = self.rxmv[c:c + n]
-            out = self.txbuf
-            out[t] = icmp.ECHO_REPLY
-            out[t + 2] = out[t + 3] = 0
-            k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
-            out[t + 2] = k >> 8
-            out[t + 3] = k & 0xFF
-            rhi = (buf[ip + 12] << 8) | buf[ip + 13]
-            rlo = (buf[ip + 14] << 8) | buf[ip + 15]
-            self.ident = (self.ident + 1) & 0xFFFF
-            ipv4.write_header(out, self.ip_off, self.ip, rhi, rlo, ipv4.PROTO_ICMP, n,
-                              self.ident)
-            stats.icmpOutEchoReps += 1
-            # Low priority: the source may be forged; its ARP must not crowd out ours.
-            self.dispatch_ipv4(rhi, rlo, ipv4.HEADER_LEN + n, now, True)
-        elif kind == icmp.DEST_UNREACH:
-            stats.icmpInDestUnreachs += 1
-            # The offending datagram follows (RFC 792): its IP header and at least the
-            # first 8 bytes of its TCP header (ports and sequence number). Only a segment
-            # we sent can be quoted: IPv4, a sane header length inside the message, TCP,
-            # from our address, to a connection we have. The TCB then checks the quoted
-            # sequence number (RFC 5927), so a forger must know more than the 4-tuple.
-            e = c + 8
-            ehlen = (buf[e] & 0x0F) * 4 if n >= 8 + 28 else 0
-            if (ehlen < ipv4.HEADER_LEN or n < 8 + ehlen + 8 or buf[e] >> 4 != 4
-                    or buf[e + 9] != ipv4.PROTO_TCP
-                    or ((buf[e + 12] << 8) | buf[e + 13]) != self.ip_hi
-                    or ((buf[e + 14] << 8) | buf[e + 15]) != self.ip_lo):
-                stats.icmpInBadQuotes += 1
-                return
-            t = e + ehlen
-            lport = (buf[t] << 8) | buf[t + 1]
-            rport = (buf[t + 2] << 8) | buf[t + 3]
-            rhi = (buf[e + 16] << 8) | buf[e + 17]
-            rlo = (buf[e + 18] << 8) | buf[e + 19]
-            for tcb in self.tcbs:
-                v = tcb.v
-                if (v[IN_USE] and v[LPORT] == lport and v[RPORT] == rport
-                        and v[RIP_HI] == rhi and v[RIP_LO] == rlo and v[STATE] != CLOSED):
-                    tcb.icmp_unreachable(buf[c + 1], buf, t)
-                    return
-            stats.icmpInBadQuotes += 1  # no such connection
 
     def process_tcp(self, ip, hlen, total, now, checked=False):
         seg = self.seg
@@ -982,25 +926,6 @@ class Stack:
         if self.tracer:
             self.tracer("out", buf, ip, total)
         self.dispatch_ipv4(rip_hi, rip_lo, total, self.clock())
-
-    def dispatch_icmp_error(self, kind, code, ip, quote, dst_hi, dst_lo, now):
-        """ICMP error (RFC 792) to dst quoting rxbuf[ip:ip + quote], the offending packet."""
-        out = self.txbuf
-        t = self.ip_off + ipv4.HEADER_LEN
-        n = 8 + quote
-        out[t] = kind
-        out[t + 1] = code
-        out[t + 2] = out[t + 3] = 0
-        out[t + 4] = out[t + 5] = out[t + 6] = out[t + 7] = 0
-        self.txmv[t + 8:t + n] = self.rxmv[ip:ip + quote]
-        k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
-        out[t + 2] = k >> 8
-        out[t + 3] = k & 0xFF
-        self.ident = (self.ident + 1) & 0xFFFF
-        ipv4.write_header(out, self.ip_off, self.ip, dst_hi, dst_lo, ipv4.PROTO_ICMP, n,
-                          self.ident)
-        self.stats.icmpOutDestUnreachs += 1
-        self.dispatch_ipv4(dst_hi, dst_lo, ipv4.HEADER_LEN + n, now, True)
 
     def dispatch_ipv4(self, dst_hi, dst_lo, total, now, low=False):
         """Send the IPv4 packet at txbuf[ip_off:ip_off + total]: straight out on an IP-only

@@ -718,30 +718,6 @@ class TCB:
         else:
             self._drop(port.ECONNRESET)
 
-    def icmp_unreachable(self, code, buf, qt):
-        """ICMP destination unreachable quoting our segment at buf[qt:] (RFC 1122 4.2.3.9).
-
-        The quoted sequence number must be one we have in flight (RFC 5927 4.1: SND.UNA to
-        SND.NXT; ISS while connecting), or anyone could end connections with forged ICMP.
-        Protocol and port unreachable fail a connect() in SYN-SENT with ECONNREFUSED. The
-        rest are soft errors, as on Linux: remembered and told only if the connection
-        later times out. "Fragmentation needed" is not an error at all (no PMTU discovery
-        here: see README).
-        """
-        v = self.v
-        st = self.stack
-        q = seq.from_wire(buf, qt + 4, v[SND_HI], v[SND_LO])
-        state = v[STATE]
-        if q < v[SND_UNA] or q > v[SND_MAX] or (state == SYN_SENT and q != 0):
-            st.stats.icmpInBadQuotes += 1
-            return
-        refused = code == 2 or code == 3
-        if state == SYN_SENT and refused:
-            st.stats.tcpAttemptFails += 1
-            self._drop(port.ECONNREFUSED)
-        elif code != 4:
-            v[SOFT_ERR] = port.ECONNREFUSED if refused else port.EHOSTUNREACH
-
     def _challenge_ack(self, now):
         v = self.v
         if self.stack.challenge_ack_allowed(now):

@@ -177,7 +177,10 @@ class UDP:
         buf = st.rxbuf
         shi = (buf[ip + 12] << 8) | buf[ip + 13]
         slo = (buf[ip + 14] << 8) | buf[ip + 15]
-        st.dispatch_icmp_error(3, 3, ip, quote, shi, slo, now)
+        from . import icmp  # only now: see icmp.py
+
+        icmp.dispatch_error(st, icmp.DEST_UNREACH, icmp.CODE_PORT_UNREACH, ip, quote, shi,
+                            slo, now)
 
     # ---- output -------------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ print('LARGEST %d' % _largest())
 # Each module after those it imports (the order matters: a delta is the module's own).
 # The core, as `import stack` loads it, then what a server or a LAN board adds.
 ORDER = ("port", "config", "seq", "ringbuf", "assembler", "tcpseg", "timewait", "stats",
-         "ipv4", "ether", "arp", "icmp", "udp", "tcp", "iface", "sock", "udpsock", "nic",
+         "ipv4", "ether", "arp", "udp", "tcp", "iface", "icmp", "sock", "udpsock", "nic",
          "dhcp", "dns", "mdns", "usocket", "aio", "services", "trace", "debug")
 CORE = ORDER[:ORDER.index("iface") + 1]  # what `import stack` loads (sock.py: on first use)
 
@@ -143,7 +143,7 @@ print('DEFAULT_POOLS %%d' %% (gc.mem_alloc() - _a))
 """ % (STACK_KW,)
 
 # On the frozen firmware: what each optional module adds once `import stack` has run.
-OPTIONAL = ORDER[ORDER.index("sock"):]
+OPTIONAL = ORDER[len(CORE):]
 PER_MODULE_FROZEN = """\
 import gc, stack
 _r = []
