@@ -6,7 +6,7 @@
 
 from micropython import const
 
-from . import arp, config, ether, ipv4, port, seq, tcpseg, udp
+from . import arp, config, ether, ipv4, port, seq, tcpseg
 from .stats import Stats
 from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, LPORT, OWNER, RIP_HI, RIP_LO, RPORT,
                   STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
@@ -18,6 +18,11 @@ _tcp4_plain = port.tcp4_plain  # None where MicroPython has no native emitter (a
 
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
 _NO_ADDR = b"\x00\x00\x00\x00"
+
+# What a datagram was sent to (udp.py's UNICAST, BROADCAST, MULTICAST).
+_UNICAST = const(0)
+_BROADCAST = const(1)
+_MULTICAST = const(2)
 
 # socket() arguments, with the values of MicroPython's socket module.
 AF_INET = const(2)
@@ -160,7 +165,8 @@ class Stack:
         self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
         self.udp_rec = bytearray(8)  # a UDP queue record's header (udp.py)
-        self.udp = udp.UDP(self, udp_sockets, udp_queue)
+        # The UDP sockets' queues; the UDP layer itself (net.udp) is made on first use.
+        self.udp_queues = [memoryview(bytearray(udp_queue)) for _ in range(udp_sockets)]
         self.tw = TimeWaitTable(tw_slots)
         self.listeners = []  # listening sockets (few; a socket each, no TCB)
         self.seg = tcpseg.Segment()
@@ -176,6 +182,18 @@ class Stack:
         if self.mac and self.has_address():
             # Gratuitous ARP: announce our address (and find a duplicate, if one answers).
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
+
+    def __getattr__(self, name):
+        # Only for a name that is not an attribute yet. net.udp, the UDP layer (udp.py), is
+        # made when first asked for: by a UDP socket, a service (DHCP, DNS, mDNS) or the
+        # first datagram that arrives. A board serving only TCP never loads its code (from
+        # .mpy files, every module loaded keeps its bytecode on the heap).
+        if name == "udp":
+            from .udp import UDP
+
+            self.udp = u = UDP(self, self.udp_queues)
+            return u
+        raise AttributeError(name)
 
     # ---- public API --------------------------------------------------------------------
 
@@ -673,7 +691,7 @@ class Stack:
         hlen = ipv4.check(buf, ip, n - ip, stats)
         if not hlen:
             return
-        kind = udp.UNICAST
+        kind = _UNICAST
         dhi = buf[ip + 16] << 8 | buf[ip + 17]
         dlo = buf[ip + 18] << 8 | buf[ip + 19]
         if dhi != self.ip_hi or dlo != self.ip_lo or not (dhi or dlo):
@@ -685,9 +703,9 @@ class Stack:
                 return
             if (dhi == 0xFFFF and dlo == 0xFFFF) or (self.has_address() and ipv4.is_broadcast(
                     dhi, dlo, self.ip_hi, self.ip_lo, self.mask_hi, self.mask_lo)):
-                kind = udp.BROADCAST
+                kind = _BROADCAST
             elif dhi >> 12 == 0xE and (dhi, dlo) in self.groups:
-                kind = udp.MULTICAST
+                kind = _MULTICAST
             else:
                 stats.ipInAddrErrors += 1
                 return

@@ -31,11 +31,14 @@ _ICMP_QUOTE = const(28)  # the offending IP header (20) and 8 bytes of it (RFC 7
 
 
 class UDP:
-    def __init__(self, stack, sockets, queue_bytes):
+    """net.udp, made on first use (iface.py); queues: the sockets' queues, made by Stack()."""
+
+    def __init__(self, stack, queues):
+        sockets = len(queues)
         self.stack = stack
         self.services = {}  # local port -> handler (a few: DHCP, DNS, mDNS)
         self.socks = [None] * sockets  # the UDPSocket holding each slot, or None
-        self.queues = [memoryview(bytearray(queue_bytes)) for _ in range(sockets)]
+        self.queues = queues
         self.heads = [0] * sockets
         self.counts = [0] * sockets
         # Where a service (or a socket's send) puts the payload: right after the headers in
