@@ -94,11 +94,32 @@ def tcp_round_trip(two, port_no=80):
             "every connection ended (TIME-WAIT included)")
 
 
+def syn_flood_recycles(two, port_no=81):
+    """Two SYNs at once for a backlog of one: the second recycles the first (recycle.py)."""
+    srv = two.b.socket()
+    srv.setblocking(False)
+    srv.bind(("0.0.0.0", port_no))
+    srv.listen(1)
+    socks = [two.a.socket(), two.a.socket()]
+    for c in socks:
+        c.setblocking(False)
+        try:
+            c.connect(("10.0.0.2", port_no))
+        except OSError as e:
+            assert e.args[0] == port.EINPROGRESS, e
+    two.run(lambda: two.b.stats.tcpSynFloodRecycled, "the first SYN recycled")
+    for c in socks:
+        c.abort()
+    srv.close()
+    two.run(lambda: not two.a.connections() and not two.b.connections(), "all gone")
+
+
 def core():
     import stack
 
     two = Two(ethernet=True, msl_ms=500)  # Ethernet: ARP runs too
     tcp_round_trip(two)
+    syn_flood_recycles(two)
     # The socket module of stack.install(): getaddrinfo (dns.py) and UDP (udpsock.py).
     socket = stack.install(two.a)
     assert sys.modules["socket"] is socket
@@ -129,7 +150,7 @@ def core():
 
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.icmp", "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
+              "stack.icmp", "stack.recycle", "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
               "stack.link._lan9118_viper"):
         _where(m)
 

@@ -8,8 +8,7 @@ from micropython import const
 
 from . import arp, config, ether, ipv4, port, seq, tcpseg
 from .stats import Stats
-from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, LPORT, OWNER, RIP_HI, RIP_LO, RPORT,
-                  STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
+from .tcp import CLOSED, IN_USE, LPORT, RIP_HI, RIP_LO, RPORT, STATE, STATE_NAMES, TCB
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
@@ -794,70 +793,27 @@ class Stack:
         if not flags & SYN:
             self.stats.tcpDropped += 1
             return
-        if not listener._has_room() and not self.recycle_embryonic(listener):
-            # Every place taken by a connection waiting for accept(): drop the SYN
-            # silently, like Linux; the client's retry may find room.
-            self.stats.tcpListenDrops += 1
-            return
+        if not listener._has_room():
+            from . import recycle  # loaded when first needed (heap from .mpy)
+
+            if not recycle.embryonic(self, listener):
+                # Every place taken by a connection waiting for accept(): drop the SYN
+                # silently, like Linux; the client's retry may find room.
+                self.stats.tcpListenDrops += 1
+                return
         tcb = self.take_tcb()
-        if tcb is None and (self.recycle_embryonic(None) or self.recycle_close_wait(now)):
-            tcb = self.take_tcb()
         if tcb is None:
-            self.stats.tcpListenDrops += 1
-            return
+            from . import recycle
+
+            if recycle.embryonic(self, None) or recycle.close_wait(self, now):
+                tcb = self.take_tcb()
+            if tcb is None:
+                self.stats.tcpListenDrops += 1
+                return
         if iss is None:
             iss = self.isn(seg.rip_hi, seg.rip_lo, seg.dport, seg.sport, now)
         listener._add_pending(tcb)
         tcb.open_passive(seg, listener, iss, now)
-
-    def recycle_embryonic(self, listener):
-        """Make room for a new SYN: forget the oldest half-open connection (SYN-RECEIVED,
-        our SYN,ACK unanswered) of listener, or of any listener if None. True if one went.
-
-        A SYN flood fills backlogs and the TCB pool with connections from addresses that
-        never answer; without this, four spoofed SYNs locked a tcbs=4 board's clients out
-        for two minutes. A real client's handshake takes one round trip, so under a flood
-        of N SYNs a second a backlog of B still lets clients through whose round trip is
-        under B/N seconds. No RST: the source is most likely forged (a real client's late
-        ACK gets one then, and it retries).
-        """
-        for lst in self.listeners if listener is None else (listener,):
-            for tcb in lst._backlog:  # oldest first
-                if tcb.v[STATE] == SYN_RECEIVED:
-                    self.stats.tcpSynFloodRecycled += 1
-                    tcb.drop_embryonic()
-                    return True
-        return False
-
-    def recycle_close_wait(self, now):
-        """Make room when the TCB pool is full: reset the connection longest in CLOSE-WAIT
-        if the peer finished over close_wait_recycle_ms ago and nothing waits to be sent.
-        True if one went.
-
-        MicroPython sockets have no finaliser: an application that drops a socket without
-        closing it (microdot 2.7.0 does, when a request read fails with an error it does
-        not know, e.g. a TLS record cut by a FIN) would hold its block for ever, and a
-        client could fill the pool that way. Its socket, if still used, raises ECONNABORTED.
-        """
-        limit = self.cfg.close_wait_recycle_ms
-        if limit is None:
-            return False
-        oldest = None
-        age = limit - 1
-        for tcb in self.tcbs:
-            v = tcb.v
-            if (v[IN_USE] and v[STATE] == CLOSE_WAIT and not v[TX_COUNT]
-                    and v[CW_SINCE] is not None and port.ticks_diff(now, v[CW_SINCE]) > age):
-                oldest = tcb
-                age = port.ticks_diff(now, v[CW_SINCE])
-        if oldest is None:
-            return False
-        self.stats.tcpCloseWaitRecycled += 1
-        oldest.abort_with(now, port.ECONNABORTED)
-        owner = oldest.v[OWNER]
-        if owner is not None:
-            owner._lose(oldest)  # the socket lets go: the block is free for the new one
-        return True
 
     def process_time_wait(self, slot, seg, now):
         """A segment for a connection in TIME-WAIT (RFC 9293, RFC 1122 4.2.2.13, RFC 1337)."""
