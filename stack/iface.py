@@ -323,22 +323,10 @@ class Stack:
                 self.mcast_macs.pop(i)
 
     def arp_watch(self, hi, lo):
-        """Watch for an ARP claim of hi.lo (RFC 5227 conflict detection); 0, 0: stop."""
+        """Watch for an ARP claim of hi.lo (RFC 5227 conflict detection; dhcp.py's
+        watch_arp() sees each ARP packet meanwhile); 0, 0: stop."""
         self.watch_hi, self.watch_lo = hi, lo
         self.arp_conflict = False
-
-    def send_arp_probe(self, hi, lo):
-        """RFC 5227 probe: who has hi.lo? asked with sender address 0.0.0.0."""
-        if self.arp is None:
-            return
-        self.stats.arpOutRequests += 1
-        buf = self.arpbuf
-        ether.write_header(buf, ether.BROADCAST, self.mac, ether.TYPE_ARP)
-        arp.write_packet(buf, ether.HEADER_LEN, arp.OP_REQUEST, self.mac, _NO_ADDR,
-                         b"\x00" * 6, bytes((hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF)))
-        if self.capture is not None:
-            self.capture(1, buf, len(buf))
-        self.link.send(buf)
 
     def poll(self):
         """Handle every waiting frame and every due timer; ms until the next one (or None)."""
@@ -596,7 +584,9 @@ class Stack:
         else:
             return
         if self.watch_hi or self.watch_lo:
-            self._watch_arp(buf, a)
+            from . import dhcp  # loaded already: only its probe (RFC 5227) sets a watch
+
+            dhcp.watch_arp(self, buf, a)
         # The sender's MAC must be one host's: not broadcast or multicast (the group bit),
         # not all zeros, not ours. Nothing is learnt or answered otherwise.
         m = a + 8
@@ -645,22 +635,6 @@ class Stack:
             stats.arpOutReplies += 1
             sha = self.rxmv[m:m + 6]
             self.send_arp(arp.OP_REPLY, sha, sha, self.rxmv[a + 14:a + 18])
-
-    def _watch_arp(self, buf, a):
-        """RFC 5227 2.1.1: the probed address is taken if anyone claims it as sender, or
-        probes for it too (sender 0.0.0.0, target it) from a MAC not ours."""
-        hi, lo = self.watch_hi, self.watch_lo
-        shi = (buf[a + 14] << 8) | buf[a + 15]
-        slo = (buf[a + 16] << 8) | buf[a + 17]
-        if shi == hi and slo == lo:
-            self.arp_conflict = True
-        elif not (shi or slo) and ((buf[a + 24] << 8) | buf[a + 25]) == hi and (
-                (buf[a + 26] << 8) | buf[a + 27]) == lo:
-            mac = self.mac
-            for k in range(6):
-                if buf[a + 8 + k] != mac[k]:
-                    self.arp_conflict = True
-                    return
 
     def send_arp_request(self, hi, lo, dst=None):
         """Who has hi.lo? Broadcast, or unicast to dst: the MAC we have for it (a probe)."""
