@@ -118,6 +118,7 @@ def core():
     import stack
 
     two = Two(ethernet=True, msl_ms=500)  # Ethernet: ARP runs too
+    assert two.a.tcbs[0].state == 0 and stack.tcp.FIELDS[0] == "state"  # tcpfields.py
     tcp_round_trip(two)
     syn_flood_recycles(two)
     # The socket module of stack.install(): getaddrinfo (dns.py) and UDP (udpsock.py).
@@ -150,8 +151,8 @@ def core():
 
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.icmp", "stack.recycle", "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
-              "stack.link._lan9118_viper"):
+              "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.usocket",
+              "stack._checksum_viper", "stack.link.lan9118", "stack.link._lan9118_viper"):
         _where(m)
 
 

@@ -69,8 +69,8 @@ names = ("SHUT_RD", "SHUT_WR", "SHUT_RDWR", "SOL_SOCKET", "SO_KEEPALIVE", "SO_ER
          "IPPROTO_TCP", "TCP_NODELAY", "POLLIN", "POLLOUT", "POLLERR", "POLLHUP")
 before = sorted(k for k in sys.modules if k.startswith("stack."))
 assert "stack.sock" not in before, before
-for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.udpsock", "stack.nic",
-             "stack.dhcp", "stack.dns", "stack.mdns", "stack.aio", "stack.services",
+for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.tcpfields", "stack.udpsock",
+             "stack.nic", "stack.dhcp", "stack.dns", "stack.mdns", "stack.aio", "stack.services",
              "stack.debug", "stack.trace", "stack.usocket"):
     assert lazy not in before, (lazy, before)
 from stack import Stack, SHUT_WR, Socket

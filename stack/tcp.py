@@ -111,18 +111,6 @@ ASM = const(59)
 _ASM_SLOTS = config.ASSEMBLER_RANGES
 N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
 
-# Field names by index, for __getattr__ and debugging (STATE is "state").
-FIELDS = (
-    "state", "in_use", "orphan", "parent", "rip_hi", "rip_lo", "lport", "rport", "snd_hi",
-    "snd_lo", "rcv_hi", "rcv_lo", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "max_snd_wnd",
-    "snd_wl1", "snd_wl2", "snd_mss", "fin_seq", "rcv_nxt", "rcv_adv", "rx_fin", "rd_shut",
-    "rx_unacked", "ack_now", "ended", "so_error", "rexmit_at", "persist_at", "ack_at",
-    "fin2_at", "keepalive_at", "retries", "persist_shift", "keepalive_sent", "rto_ms",
-    "srtt_ms", "rttvar_ms", "rtt_at", "rtt_seq", "cwnd", "ssthresh", "dupacks", "recover",
-    "in_recovery", "nodelay", "keepalive", "rx_head", "rx_count", "rx_size", "tx_head",
-    "tx_count", "tx_size", "soft_err", "orphan_at", "owner", "cw_since", "asm",
-)
-
 # Flags that rule header prediction out (ACK must be set, PSH may be).
 _PREDICT_MASK = const(0x37)  # ACK | URG | RST | SYN | FIN (tcpseg.py)
 
@@ -186,11 +174,11 @@ class TCB:
         self.reset()
 
     def __getattr__(self, name):
-        # Only for names that are not real attributes: the fields, read-only (see top).
-        try:
-            return self.v[FIELDS.index(name)]
-        except ValueError:
-            raise AttributeError(name) from None
+        # Only for names that are not real attributes: the fields, read-only (see top), by
+        # the names in tcpfields.py (loaded then: the REPL, debug.py, trace.py, tests).
+        from .tcpfields import field
+
+        return field(self, name)
 
     def rx_ranges(self):
         """The out-of-order ranges held, ((start, end), ...) from rcv_nxt (debugging)."""
@@ -1229,6 +1217,15 @@ class TCB:
         if best is not None and best < 0:
             best = 0
         return best
+
+
+def __getattr__(name):
+    # PEP 562: tcp.FIELDS, the fields' names by index, lives in tcpfields.py.
+    if name == "FIELDS":
+        from .tcpfields import FIELDS
+
+        return FIELDS
+    raise AttributeError(name)
 
 
 # The deadline fields next_due_ms() looks at.
