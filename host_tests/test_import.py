@@ -69,9 +69,9 @@ names = ("SHUT_RD", "SHUT_WR", "SHUT_RDWR", "SOL_SOCKET", "SO_KEEPALIVE", "SO_ER
          "IPPROTO_TCP", "TCP_NODELAY", "POLLIN", "POLLOUT", "POLLERR", "POLLHUP")
 before = sorted(k for k in sys.modules if k.startswith("stack."))
 assert "stack.sock" not in before, before
-for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.tcpfields", "stack.udpsock",
-             "stack.nic", "stack.dhcp", "stack.dns", "stack.mdns", "stack.aio", "stack.services",
-             "stack.debug", "stack.trace", "stack.usocket"):
+for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.tcpfields", "stack.statnames",
+             "stack.udpsock", "stack.nic", "stack.dhcp", "stack.dns", "stack.mdns", "stack.aio",
+             "stack.services", "stack.debug", "stack.trace", "stack.usocket"):
     assert lazy not in before, (lazy, before)
 from stack import Stack, SHUT_WR, Socket
 from stack import sock
@@ -86,6 +86,7 @@ import stack.dhcp
 assert stack.dhcp is sys.modules["stack.dhcp"]
 net = Stack(type("L", (), {"mtu": 1500, "mac": None})(), ip="10.0.0.2", udp_sockets=2)
 assert "stack.udp" not in sys.modules
+assert "stack.statnames" not in sys.modules and "statnames" not in stack.__dict__  # forgotten
 assert net.udp is net.udp and len(net.udp.queues) == 2 and "stack.udp" in sys.modules
 assert net.active() and net.isconnected()
 try:
