@@ -119,6 +119,9 @@ def core():
 
     two = Two(ethernet=True, msl_ms=500)  # Ethernet: ARP runs too
     assert two.a.tcbs[0].state == 0 and stack.tcp.FIELDS[0] == "state"  # tcpfields.py
+    from stack.ringbuf import RingBuffer  # ringbuf_obj.py
+
+    assert RingBuffer(8).write(b"abc") == 3
     tcp_round_trip(two)
     syn_flood_recycles(two)
     # The socket module of stack.install(): getaddrinfo (dns.py) and UDP (udpsock.py).
@@ -151,8 +154,9 @@ def core():
 
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.usocket",
-              "stack._checksum_viper", "stack.link.lan9118", "stack.link._lan9118_viper"):
+              "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.ringbuf_obj",
+              "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
+              "stack.link._lan9118_viper"):
         _where(m)
 
 

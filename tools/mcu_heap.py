@@ -100,8 +100,9 @@ print('LARGEST %d' % _largest())
 # Each module after those it imports (the order matters: a delta is the module's own).
 # The core, as `import stack` loads it, then what a server or a LAN board adds.
 ORDER = ("port", "config", "seq", "ringbuf", "assembler", "tcpseg", "timewait", "stats",
-         "ipv4", "ether", "arp", "tcp", "iface", "icmp", "udp", "recycle", "tcpfields", "sock",
-         "udpsock", "nic", "dhcp", "dns", "mdns", "usocket", "aio", "services", "trace", "debug")
+         "ipv4", "ether", "arp", "tcp", "iface", "icmp", "udp", "recycle", "tcpfields",
+         "ringbuf_obj", "sock", "udpsock", "nic", "dhcp", "dns", "mdns", "usocket", "aio",
+         "services", "trace", "debug")
 CORE = ORDER[:ORDER.index("iface") + 1]  # what `import stack` loads (sock.py: on first use)
 
 PER_MODULE = """\
