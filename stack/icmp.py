@@ -1,4 +1,4 @@
-# ICMP (RFC 792, RFC 1122 3.2.2): echo replies, and destination unreachable for TCP.
+# ICMP (RFC 792, RFC 1122 3.2.2): echo replies, unreachables for TCP, port unreachable for UDP.
 # SPDX-License-Identifier: MIT
 #
 # A module of its own, loaded by iface.py with the first ICMP message and by udp.py with the
@@ -16,6 +16,7 @@ DEST_UNREACH = const(3)
 ECHO_REQUEST = const(8)
 CODE_PROTO_UNREACH = const(2)
 CODE_PORT_UNREACH = const(3)
+_UNREACH_PER_S = const(10)  # port unreachables sent at most (RFC 1812 4.3.2.8)
 
 
 def process(net, ip, hlen, total, now):
@@ -118,3 +119,21 @@ def dispatch_error(net, kind, code, ip, quote, dst_hi, dst_lo, now):
     ipv4.write_header(out, net.ip_off, net.ip, dst_hi, dst_lo, ipv4.PROTO_ICMP, n, net.ident)
     net.stats.icmpOutDestUnreachs += 1
     net.dispatch_ipv4(dst_hi, dst_lo, ipv4.HEADER_LEN + n, now, True)
+
+
+def port_unreachable(net, ip, hlen, total, now):
+    """ICMP port unreachable for the UDP datagram at net.rxbuf[ip:ip + total] (udp.py),
+    quoting its IP header and 8 bytes; at most _UNREACH_PER_S a second."""
+    u = net.udp
+    if port.ticks_diff(now, u.unreach_at) >= 1000:
+        u.unreach_at = now
+        u.unreach_count = 0
+    if u.unreach_count >= _UNREACH_PER_S:
+        net.stats.icmpOutRateLimited += 1
+        return
+    u.unreach_count += 1
+    quote = hlen + 8 if hlen + 8 < total else total
+    buf = net.rxbuf
+    shi = (buf[ip + 12] << 8) | buf[ip + 13]
+    slo = (buf[ip + 14] << 8) | buf[ip + 15]
+    dispatch_error(net, DEST_UNREACH, CODE_PORT_UNREACH, ip, quote, shi, slo, now)
