@@ -191,7 +191,7 @@ def lan():
     reply = got[-1][0]
     assert reply[:2] == b"\x12\x34" and reply[-4:] == b"\x0a\x00\x00\x01", reply
     q.close()
-    for m in ("stack.nic", "stack.dhcp", "stack.mdns"):
+    for m in ("stack.nic", "stack.nic_set", "stack.dhcp", "stack.mdns"):
         _where(m)
 
 

@@ -528,7 +528,7 @@ CORE = ("__init__.py", "port.py", "_checksum_viper.py", "config.py", "seq.py", "
         "iface.py", "sock.py", "udp.py")
 # The LAN services (issue 11), imported only when used: counted on their own row, not in
 # "optional".
-LAN = ("udpsock.py", "nic.py", "dhcp.py", "dns.py", "mdns.py")
+LAN = ("udpsock.py", "nic.py", "nic_set.py", "dhcp.py", "dns.py", "mdns.py")
 # The asyncio layer (issue 12), also on rows of its own: aio.py is what a board loads,
 # aio_streams.py only CPython and the WebAssembly port (tools/mpy.py leaves it off boards).
 ASYNCIO = ("aio.py", "aio_streams.py")

@@ -46,7 +46,7 @@ PACKAGES = (
      ()),
     ("lan", "the network.LAN interface, loaded when used: active(), isconnected(), "
      "ifconfig(), ipconfig(), config(); the DHCP client and the mDNS responder",
-     ("nic.py", "dhcp.py", "mdns.py"),
+     ("nic.py", "nic_set.py", "dhcp.py", "mdns.py"),
      ("core",)),
     ("aio", "asyncio streams over the stack (aio.open_connection, aio.start_server, "
      "ensure_driver) and the small services (echo, discard, chargen, HTTP)",
