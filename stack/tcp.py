@@ -111,6 +111,16 @@ ASM = const(59)
 _ASM_SLOTS = config.ASSEMBLER_RANGES
 N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
 
+
+def __getattr__(name):
+    # PEP 562: tcp.FIELDS, the fields' names by index, lives in tcpfields.py.
+    if name == "FIELDS":
+        from .tcpfields import FIELDS
+
+        return FIELDS
+    raise AttributeError(name)
+
+
 # Flags that rule header prediction out (ACK must be set, PSH may be).
 _PREDICT_MASK = const(0x37)  # ACK | URG | RST | SYN | FIN (tcpseg.py)
 
@@ -1217,15 +1227,6 @@ class TCB:
         if best is not None and best < 0:
             best = 0
         return best
-
-
-def __getattr__(name):
-    # PEP 562: tcp.FIELDS, the fields' names by index, lives in tcpfields.py.
-    if name == "FIELDS":
-        from .tcpfields import FIELDS
-
-        return FIELDS
-    raise AttributeError(name)
 
 
 # The deadline fields next_due_ms() looks at.
