@@ -114,6 +114,26 @@ def syn_flood_recycles(two, port_no=81):
     two.run(lambda: not two.a.connections() and not two.b.connections(), "all gone")
 
 
+def keepalive_probes(port_no=82):
+    """An idle connection with keepalive on sends a probe (tcp_probes.py)."""
+    two = Two(keepalive_ms=200)
+    srv = two.b.socket()
+    srv.setblocking(False)
+    srv.bind(("0.0.0.0", port_no))
+    srv.listen(1)
+    c = two.a.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("10.0.0.2", port_no))
+    except OSError as e:
+        assert e.args[0] == port.EINPROGRESS, e
+    two.run(lambda: c.state == "ESTABLISHED", "handshake")
+    two.run(lambda: "stack.tcp_probes" in sys.modules, "a keepalive probe")
+    assert c.state == "ESTABLISHED", c.state  # the peer answered it
+    c.abort()
+    srv.close()
+
+
 def core():
     import stack
 
@@ -124,6 +144,7 @@ def core():
     assert RingBuffer(8).write(b"abc") == 3
     tcp_round_trip(two)
     syn_flood_recycles(two)
+    keepalive_probes()
     # The socket module of stack.install(): getaddrinfo (dns.py) and UDP (udpsock.py).
     socket = stack.install(two.a)
     assert sys.modules["socket"] is socket
@@ -154,9 +175,9 @@ def core():
 
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.ringbuf_obj",
-              "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
-              "stack.link._lan9118_viper"):
+              "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.tcp_probes",
+              "stack.ringbuf_obj", "stack.usocket", "stack._checksum_viper",
+              "stack.link.lan9118", "stack.link._lan9118_viper"):
         _where(m)
 
 

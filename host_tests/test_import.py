@@ -69,10 +69,10 @@ names = ("SHUT_RD", "SHUT_WR", "SHUT_RDWR", "SOL_SOCKET", "SO_KEEPALIVE", "SO_ER
          "IPPROTO_TCP", "TCP_NODELAY", "POLLIN", "POLLOUT", "POLLERR", "POLLHUP")
 before = sorted(k for k in sys.modules if k.startswith("stack."))
 assert "stack.sock" not in before, before
-for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.tcpfields", "stack.statnames",
-             "stack.ringbuf_obj", "stack.udpsock", "stack.nic", "stack.nic_set", "stack.dhcp",
-             "stack.dns", "stack.mdns", "stack.aio", "stack.services", "stack.debug",
-             "stack.trace", "stack.usocket"):
+for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.tcpfields", "stack.tcp_probes",
+             "stack.statnames", "stack.ringbuf_obj", "stack.udpsock", "stack.nic",
+             "stack.nic_set", "stack.dhcp", "stack.dns", "stack.mdns", "stack.aio",
+             "stack.services", "stack.debug", "stack.trace", "stack.usocket"):
     assert lazy not in before, (lazy, before)
 from stack import Stack, SHUT_WR, Socket
 from stack import sock

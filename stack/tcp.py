@@ -1172,44 +1172,16 @@ class TCB:
         self._drop(v[SOFT_ERR] or port.ETIMEDOUT)
 
     def _on_persist(self, now):
-        v = self.v
-        st = self.stack
-        v[PERSIST_AT] = None
-        if v[SND_WND]:
-            # A window too small for sender SWS avoidance, and nothing moved for an RTO:
-            # send what fits now (the override timer, RFC 1122 4.2.3.4). The segment is
-            # data in flight: the retransmission timer takes over.
-            self.output(now, True)
-            return
-        if v[RETRIES] >= st.cfg.retries:
-            # Unanswered zero-window probes count as retransmissions: the peer is gone.
-            st.stats.tcpPersistAborts += 1
-            self._give_up()
-            return
-        v[RETRIES] += 1
-        # Zero-window probe: an old sequence number (snd_una - 1), no data, which any TCP
-        # answers with an ACK carrying its current window (as Linux's tcp_xmit_probe_skb).
-        st.stats.tcpPersistProbes += 1
-        self._emit(ACK, v[SND_UNA] - 1, 0)
-        v[PERSIST_SHIFT] += 1
-        wait = v[RTO_MS] << v[PERSIST_SHIFT] if v[PERSIST_SHIFT] < 7 else 1 << 30
-        cap = st.cfg.rto_max_ms
-        v[PERSIST_AT] = port.ticks_add(now, wait if wait < cap else cap)
+        # Zero-window probes and the override timer: tcp_probes.py, loaded when first due.
+        from .tcp_probes import on_persist
+
+        on_persist(self, now)
 
     def _on_keepalive(self, now):
-        v = self.v
-        cfg = self.stack.cfg
-        if v[STATE] != ESTABLISHED and v[STATE] != CLOSE_WAIT:
-            v[KEEPALIVE_AT] = None
-            return
-        if v[KEEPALIVE_SENT] >= cfg.keepalive_probes:
-            self.stack.stats.tcpKeepaliveDrops += 1
-            self.stack.stats.tcpEstabResets += 1
-            self._drop(v[SOFT_ERR] or port.ETIMEDOUT)
-            return
-        v[KEEPALIVE_SENT] += 1
-        self._emit(ACK, v[SND_UNA] - 1, 0)
-        v[KEEPALIVE_AT] = port.ticks_add(now, cfg.keepalive_intvl_ms)
+        # Keepalive probes (off by default): tcp_probes.py, loaded when first due.
+        from .tcp_probes import on_keepalive
+
+        on_keepalive(self, now)
 
     def next_due_ms(self, now):
         """ms until this TCB's earliest deadline (0 if something is due now), or None."""

@@ -101,8 +101,8 @@ print('LARGEST %d' % _largest())
 # The core, as `import stack` loads it, then what a server or a LAN board adds.
 ORDER = ("port", "config", "seq", "ringbuf", "assembler", "tcpseg", "timewait", "stats",
          "ipv4", "ether", "arp", "tcp", "iface", "icmp", "udp", "recycle", "tcpfields",
-         "ringbuf_obj", "sock", "udpsock", "nic", "nic_set", "dhcp", "dns", "mdns", "usocket",
-         "aio", "services", "trace", "debug")
+         "tcp_probes", "ringbuf_obj", "sock", "udpsock", "nic", "nic_set", "dhcp", "dns",
+         "mdns", "usocket", "aio", "services", "trace", "debug")
 CORE = ORDER[:ORDER.index("iface") + 1]  # what `import stack` loads (sock.py: on first use)
 
 PER_MODULE = """\
