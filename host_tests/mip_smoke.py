@@ -94,11 +94,57 @@ def tcp_round_trip(two, port_no=80):
             "every connection ended (TIME-WAIT included)")
 
 
+def syn_flood_recycles(two, port_no=81):
+    """Two SYNs at once for a backlog of one: the second recycles the first (recycle.py)."""
+    srv = two.b.socket()
+    srv.setblocking(False)
+    srv.bind(("0.0.0.0", port_no))
+    srv.listen(1)
+    socks = [two.a.socket(), two.a.socket()]
+    for c in socks:
+        c.setblocking(False)
+        try:
+            c.connect(("10.0.0.2", port_no))
+        except OSError as e:
+            assert e.args[0] == port.EINPROGRESS, e
+    two.run(lambda: two.b.stats.tcpSynFloodRecycled, "the first SYN recycled")
+    for c in socks:
+        c.abort()
+    srv.close()
+    two.run(lambda: not two.a.connections() and not two.b.connections(), "all gone")
+
+
+def keepalive_probes(port_no=82):
+    """An idle connection with keepalive on sends a probe (tcp_probes.py)."""
+    two = Two(keepalive_ms=200)
+    srv = two.b.socket()
+    srv.setblocking(False)
+    srv.bind(("0.0.0.0", port_no))
+    srv.listen(1)
+    c = two.a.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("10.0.0.2", port_no))
+    except OSError as e:
+        assert e.args[0] == port.EINPROGRESS, e
+    two.run(lambda: c.state == "ESTABLISHED", "handshake")
+    two.run(lambda: "stack.tcp_probes" in sys.modules, "a keepalive probe")
+    assert c.state == "ESTABLISHED", c.state  # the peer answered it
+    c.abort()
+    srv.close()
+
+
 def core():
     import stack
 
     two = Two(ethernet=True, msl_ms=500)  # Ethernet: ARP runs too
+    assert two.a.tcbs[0].state == 0 and stack.tcp.FIELDS[0] == "state"  # tcpfields.py
+    from stack.ringbuf import RingBuffer  # ringbuf_obj.py
+
+    assert RingBuffer(8).write(b"abc") == 3
     tcp_round_trip(two)
+    syn_flood_recycles(two)
+    keepalive_probes()
     # The socket module of stack.install(): getaddrinfo (dns.py) and UDP (udpsock.py).
     socket = stack.install(two.a)
     assert sys.modules["socket"] is socket
@@ -113,6 +159,10 @@ def core():
     got = []
     two.run(lambda: got.append(_try(lambda: rx.recvfrom(100))) or got[-1], "UDP datagram")
     assert got[-1][0] == b"ping" and got[-1][1][0] == "10.0.0.1", got[-1]
+    # ICMP (icmp.py, loaded on first use): a datagram to a closed port gets port unreachable.
+    tx.sendto(b"nobody", ("10.0.0.2", 9))
+    two.run(lambda: two.a.stats.icmpInDestUnreachs, "ICMP port unreachable")
+    assert two.b.stats.icmpOutDestUnreachs == 1
     tx.close()
     rx.close()
     # The board's driver, and the fast checksum (viper: the unix port has the native emitter).
@@ -125,8 +175,9 @@ def core():
 
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
-              "stack.usocket", "stack._checksum_viper", "stack.link.lan9118",
-              "stack.link._lan9118_viper"):
+              "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.tcp_probes",
+              "stack.ringbuf_obj", "stack.usocket", "stack._checksum_viper",
+              "stack.link.lan9118", "stack.link._lan9118_viper"):
         _where(m)
 
 
@@ -161,7 +212,7 @@ def lan():
     reply = got[-1][0]
     assert reply[:2] == b"\x12\x34" and reply[-4:] == b"\x0a\x00\x00\x01", reply
     q.close()
-    for m in ("stack.nic", "stack.dhcp", "stack.mdns"):
+    for m in ("stack.nic", "stack.nic_set", "stack.dhcp", "stack.mdns"):
         _where(m)
 
 

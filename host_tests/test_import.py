@@ -57,10 +57,11 @@ def test_micropython_keeps_its_builtin_module():
     assert proc.stdout == "ok micropython\n"
 
 
-# Issue 14: `import stack` leaves the socket layer (stack/sock.py) unloaded until it is used:
-# from .mpy files on a board that is 8 KB of heap, and firmware/main.py builds its Stack's
-# pools before that code arrives. `from stack import Socket` still works (a module
-# __getattr__, PEP 562), and the constants stack/__init__.py repeats equal sock.py's.
+# Issue 14: `import stack` leaves the socket layer (stack/sock.py), UDP and ICMP unloaded
+# until they are used: from .mpy files on a board the socket layer is 8 KB of heap, and
+# firmware/main.py builds its Stack's pools before that code arrives. `from stack import
+# Socket` still works (a module __getattr__, PEP 562), and the constants stack/__init__.py
+# repeats equal sock.py's. net.udp is made when first asked for.
 _LAZY = """
 import sys
 import stack
@@ -68,8 +69,10 @@ names = ("SHUT_RD", "SHUT_WR", "SHUT_RDWR", "SOL_SOCKET", "SO_KEEPALIVE", "SO_ER
          "IPPROTO_TCP", "TCP_NODELAY", "POLLIN", "POLLOUT", "POLLERR", "POLLHUP")
 before = sorted(k for k in sys.modules if k.startswith("stack."))
 assert "stack.sock" not in before, before
-for lazy in ("stack.udpsock", "stack.nic", "stack.dhcp", "stack.dns", "stack.mdns",
-             "stack.aio", "stack.services", "stack.debug", "stack.trace", "stack.usocket"):
+for lazy in ("stack.icmp", "stack.udp", "stack.recycle", "stack.tcpfields", "stack.tcp_probes",
+             "stack.statnames", "stack.ringbuf_obj", "stack.udpsock", "stack.nic",
+             "stack.nic_set", "stack.dhcp", "stack.dns", "stack.mdns", "stack.aio",
+             "stack.services", "stack.debug", "stack.trace", "stack.usocket"):
     assert lazy not in before, (lazy, before)
 from stack import Stack, SHUT_WR, Socket
 from stack import sock
@@ -82,7 +85,10 @@ from stack import nic
 assert nic is sys.modules["stack.nic"]
 import stack.dhcp
 assert stack.dhcp is sys.modules["stack.dhcp"]
-net = Stack(type("L", (), {"mtu": 1500, "mac": None})(), ip="10.0.0.2")
+net = Stack(type("L", (), {"mtu": 1500, "mac": None})(), ip="10.0.0.2", udp_sockets=2)
+assert "stack.udp" not in sys.modules
+assert "stack.statnames" not in sys.modules and "statnames" not in stack.__dict__  # forgotten
+assert net.udp is net.udp and len(net.udp.queues) == 2 and "stack.udp" in sys.modules
 assert net.active() and net.isconnected()
 try:
     from stack import no_such_module  # noqa: F401

@@ -358,7 +358,7 @@ def test_microdot_https_clients_that_fin_mid_record_do_not_fill_the_pool(env, de
     # connection stays in CLOSE-WAIT, its socket dropped. (The garbage collector, finalising
     # the TLS socket, would close ours some time: it is held off here.) With every block so
     # held, a new client still gets in once they are older than close_wait_recycle_ms
-    # (mqtt_board.py: 2 s): the stack resets the oldest (Stack.recycle_close_wait).
+    # (mqtt_board.py: 2 s): the stack resets the oldest (recycle.close_wait).
     linux, broker, board = env
     cert = der / "cert.pem"
     _serve(board, HTTPS_PORT, 0, [der / "cert.der", der / "key.der"])

@@ -23,7 +23,7 @@
 
 from micropython import const
 
-from . import port
+from . import arp, ether, port
 
 CLIENT_PORT = const(68)
 SERVER_PORT = const(67)
@@ -82,6 +82,43 @@ _NAK_WAIT_MS = const(10000)  # a second NAK in a row: do not spin against a NAKi
 _MAX_WAIT_MS = const(3600000)  # no deadline further ahead than 1 h (ticks stay valid)
 _MAX_LEASE_S = const(0x3FFFFFFF)  # longer leases are clamped: a small int on 32 bits
 _INFINITE = const(-1)  # lease 0xffffffff (RFC 2132 9.2): never renew
+
+
+# ---- RFC 5227 address conflict detection (while PROBING) --------------------------------
+# Here rather than in iface.py: only this client probes, so a board with a static address
+# never loads this code (from .mpy files, the heap keeps every loaded module's bytecode).
+
+
+def send_arp_probe(net, hi, lo):
+    """RFC 5227 probe: who has hi.lo? asked with sender address 0.0.0.0."""
+    if net.arp is None:
+        return
+    net.stats.arpOutRequests += 1
+    buf = net.arpbuf
+    ether.write_header(buf, ether.BROADCAST, net.mac, ether.TYPE_ARP)
+    arp.write_packet(buf, ether.HEADER_LEN, arp.OP_REQUEST, net.mac, b"\x00\x00\x00\x00",
+                     b"\x00" * 6, bytes((hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF)))
+    if net.capture is not None:
+        net.capture(1, buf, len(buf))
+    net.link.send(buf)
+
+
+def watch_arp(net, buf, a):
+    """The ARP packet at buf[a:], while net.arp_watch() watches an address (iface.py's
+    process_arp calls this). RFC 5227 2.1.1: the probed address is taken if anyone claims
+    it as sender, or probes for it too (sender 0.0.0.0, target it) from a MAC not ours."""
+    hi, lo = net.watch_hi, net.watch_lo
+    shi = (buf[a + 14] << 8) | buf[a + 15]
+    slo = (buf[a + 16] << 8) | buf[a + 17]
+    if shi == hi and slo == lo:
+        net.arp_conflict = True
+    elif not (shi or slo) and ((buf[a + 24] << 8) | buf[a + 25]) == hi and (
+            (buf[a + 26] << 8) | buf[a + 27]) == lo:
+        mac = net.mac
+        for k in range(6):
+            if buf[a + 8 + k] != mac[k]:
+                net.arp_conflict = True
+                return
 
 
 class Client:
@@ -223,7 +260,7 @@ class Client:
                 self._decline(now)
             elif self.tries < _PROBES:
                 self.tries += 1
-                net.send_arp_probe(hi, lo)
+                send_arp_probe(net, hi, lo)
                 self.at = port.ticks_add(now, _PROBE_GAP_MS)
             else:
                 self._bind(now)

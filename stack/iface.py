@@ -8,10 +8,10 @@ from array import array
 
 from micropython import const
 
-from . import arp, config, ether, icmp, ipv4, port, seq, tcpseg, udp
+from . import arp, config, ether, ipv4, port, seq, tcpseg
 from .stats import Stats
-from .tcp import (CLOSE_WAIT, CLOSED, CW_SINCE, IN_USE, KEY_STRIDE, LPORT, OWNER, RIP_HI,
-                  RIP_LO, RPORT, STATE, STATE_NAMES, SYN_RECEIVED, TCB, TX_COUNT)
+from .tcp import (CLOSED, IN_USE, KEY_STRIDE, LPORT, RIP_HI, RIP_LO, RPORT, STATE,
+                  STATE_NAMES, TCB)
 from .tcpseg import ACK, FIN, RST, SYN
 from .timewait import TimeWaitTable
 
@@ -23,6 +23,11 @@ _copy = port.copy_viper  # likewise (ringbuf.py)
 
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
 _NO_ADDR = b"\x00\x00\x00\x00"
+
+# What a datagram was sent to (udp.py's UNICAST, BROADCAST, MULTICAST).
+_UNICAST = const(0)
+_BROADCAST = const(1)
+_MULTICAST = const(2)
 
 # socket() arguments, with the values of MicroPython's socket module.
 AF_INET = const(2)
@@ -169,7 +174,8 @@ class Stack:
         self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
         self.udp_rec = bytearray(8)  # a UDP queue record's header (udp.py)
-        self.udp = udp.UDP(self, udp_sockets, udp_queue)
+        # The UDP sockets' queues; the UDP layer itself (net.udp) is made on first use.
+        self.udp_queues = [memoryview(bytearray(udp_queue)) for _ in range(udp_sockets)]
         self.tw = TimeWaitTable(tw_slots)
         self.listeners = []  # listening sockets (few; a socket each, no TCB)
         self.seg = tcpseg.Segment()
@@ -185,6 +191,18 @@ class Stack:
         if self.mac and self.has_address():
             # Gratuitous ARP: announce our address (and find a duplicate, if one answers).
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
+
+    def __getattr__(self, name):
+        # Only for a name that is not an attribute yet. net.udp, the UDP layer (udp.py), is
+        # made when first asked for: by a UDP socket, a service (DHCP, DNS, mDNS) or the
+        # first datagram that arrives. A board serving only TCP never loads its code (from
+        # .mpy files, every module loaded keeps its bytecode on the heap).
+        if name == "udp":
+            from .udp import UDP
+
+            self.udp = u = UDP(self, self.udp_queues)
+            return u
+        raise AttributeError(name)
 
     # ---- public API --------------------------------------------------------------------
 
@@ -315,22 +333,10 @@ class Stack:
                 self.mcast_macs.pop(i)
 
     def arp_watch(self, hi, lo):
-        """Watch for an ARP claim of hi.lo (RFC 5227 conflict detection); 0, 0: stop."""
+        """Watch for an ARP claim of hi.lo (RFC 5227 conflict detection; dhcp.py's
+        watch_arp() sees each ARP packet meanwhile); 0, 0: stop."""
         self.watch_hi, self.watch_lo = hi, lo
         self.arp_conflict = False
-
-    def send_arp_probe(self, hi, lo):
-        """RFC 5227 probe: who has hi.lo? asked with sender address 0.0.0.0."""
-        if self.arp is None:
-            return
-        self.stats.arpOutRequests += 1
-        buf = self.arpbuf
-        ether.write_header(buf, ether.BROADCAST, self.mac, ether.TYPE_ARP)
-        arp.write_packet(buf, ether.HEADER_LEN, arp.OP_REQUEST, self.mac, _NO_ADDR,
-                         b"\x00" * 6, bytes((hi >> 8, hi & 0xFF, lo >> 8, lo & 0xFF)))
-        if self.capture is not None:
-            self.capture(1, buf, len(buf))
-        self.link.send(buf)
 
     def poll(self):
         """Handle every waiting frame and every due timer; ms until the next one (or None)."""
@@ -618,7 +624,9 @@ class Stack:
         else:
             return
         if self.watch_hi or self.watch_lo:
-            self._watch_arp(buf, a)
+            from . import dhcp  # loaded already: only its probe (RFC 5227) sets a watch
+
+            dhcp.watch_arp(self, buf, a)
         # The sender's MAC must be one host's: not broadcast or multicast (the group bit),
         # not all zeros, not ours. Nothing is learnt or answered otherwise.
         m = a + 8
@@ -668,22 +676,6 @@ class Stack:
             sha = self.rxmv[m:m + 6]
             self.send_arp(arp.OP_REPLY, sha, sha, self.rxmv[a + 14:a + 18])
 
-    def _watch_arp(self, buf, a):
-        """RFC 5227 2.1.1: the probed address is taken if anyone claims it as sender, or
-        probes for it too (sender 0.0.0.0, target it) from a MAC not ours."""
-        hi, lo = self.watch_hi, self.watch_lo
-        shi = (buf[a + 14] << 8) | buf[a + 15]
-        slo = (buf[a + 16] << 8) | buf[a + 17]
-        if shi == hi and slo == lo:
-            self.arp_conflict = True
-        elif not (shi or slo) and ((buf[a + 24] << 8) | buf[a + 25]) == hi and (
-                (buf[a + 26] << 8) | buf[a + 27]) == lo:
-            mac = self.mac
-            for k in range(6):
-                if buf[a + 8 + k] != mac[k]:
-                    self.arp_conflict = True
-                    return
-
     def send_arp_request(self, hi, lo, dst=None):
         """Who has hi.lo? Broadcast, or unicast to dst: the MAC we have for it (a probe)."""
         self.stats.arpOutRequests += 1
@@ -707,7 +699,7 @@ class Stack:
         hlen = ipv4.check(buf, ip, n - ip, stats)
         if not hlen:
             return
-        kind = udp.UNICAST
+        kind = _UNICAST
         dhi = buf[ip + 16] << 8 | buf[ip + 17]
         dlo = buf[ip + 18] << 8 | buf[ip + 19]
         if dhi != self.ip_hi or dlo != self.ip_lo or not (dhi or dlo):
@@ -719,9 +711,9 @@ class Stack:
                 return
             if (dhi == 0xFFFF and dlo == 0xFFFF) or (self.has_address() and ipv4.is_broadcast(
                     dhi, dlo, self.ip_hi, self.ip_lo, self.mask_hi, self.mask_lo)):
-                kind = udp.BROADCAST
+                kind = _BROADCAST
             elif dhi >> 12 == 0xE and (dhi, dlo) in self.groups:
-                kind = udp.MULTICAST
+                kind = _MULTICAST
             else:
                 stats.ipInAddrErrors += 1
                 return
@@ -745,67 +737,11 @@ class Stack:
         if proto == ipv4.PROTO_UDP:
             self.udp.process(ip, hlen, total, kind, now)
         elif proto == ipv4.PROTO_ICMP:
-            self.process_icmp(ip, hlen, total, now)
+            from . import icmp  # loaded with the first ICMP message (heap from .mpy)
+
+            icmp.process(self, ip, hlen, total, now)
         else:
             stats.ipInUnknownProtos += 1
-
-    def process_icmp(self, ip, hlen, total, now):
-        """Echo requests get replies (ping works); unreachables reach their TCB."""
-        buf = self.rxbuf
-        stats = self.stats
-        stats.icmpInMsgs += 1
-        c = ip + hlen
-        n = total - hlen
-        if n < 8 or port.fold_checksum(port.checksum(buf, c, c + n, 0)) != 0xFFFF:
-            stats.icmpInErrors += 1
-            return
-        kind = buf[c]
-        if kind == icmp.ECHO_REQUEST:
-            stats.icmpInEchos += 1
-            # The reply is the request with type 0, sent back: copy it into txbuf.
-            t = self.ip_off + ipv4.HEADER_LEN
-            self.txmv[t:t + n] = self.rxmv[c:c + n]
-            out = self.txbuf
-            out[t] = icmp.ECHO_REPLY
-            out[t + 2] = out[t + 3] = 0
-            k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
-            out[t + 2] = k >> 8
-            out[t + 3] = k & 0xFF
-            rhi = (buf[ip + 12] << 8) | buf[ip + 13]
-            rlo = (buf[ip + 14] << 8) | buf[ip + 15]
-            self.ident = (self.ident + 1) & 0xFFFF
-            ipv4.write_header(out, self.ip_off, self.ip, rhi, rlo, ipv4.PROTO_ICMP, n,
-                              self.ident)
-            stats.icmpOutEchoReps += 1
-            # Low priority: the source may be forged; its ARP must not crowd out ours.
-            self.dispatch_ipv4(rhi, rlo, ipv4.HEADER_LEN + n, now, True)
-        elif kind == icmp.DEST_UNREACH:
-            stats.icmpInDestUnreachs += 1
-            # The offending datagram follows (RFC 792): its IP header and at least the
-            # first 8 bytes of its TCP header (ports and sequence number). Only a segment
-            # we sent can be quoted: IPv4, a sane header length inside the message, TCP,
-            # from our address, to a connection we have. The TCB then checks the quoted
-            # sequence number (RFC 5927), so a forger must know more than the 4-tuple.
-            e = c + 8
-            ehlen = (buf[e] & 0x0F) * 4 if n >= 8 + 28 else 0
-            if (ehlen < ipv4.HEADER_LEN or n < 8 + ehlen + 8 or buf[e] >> 4 != 4
-                    or buf[e + 9] != ipv4.PROTO_TCP
-                    or ((buf[e + 12] << 8) | buf[e + 13]) != self.ip_hi
-                    or ((buf[e + 14] << 8) | buf[e + 15]) != self.ip_lo):
-                stats.icmpInBadQuotes += 1
-                return
-            t = e + ehlen
-            lport = (buf[t] << 8) | buf[t + 1]
-            rport = (buf[t + 2] << 8) | buf[t + 3]
-            rhi = (buf[e + 16] << 8) | buf[e + 17]
-            rlo = (buf[e + 18] << 8) | buf[e + 19]
-            for tcb in self.tcbs:
-                v = tcb.v
-                if (v[IN_USE] and v[LPORT] == lport and v[RPORT] == rport
-                        and v[RIP_HI] == rhi and v[RIP_LO] == rlo and v[STATE] != CLOSED):
-                    tcb.icmp_unreachable(buf[c + 1], buf, t)
-                    return
-            stats.icmpInBadQuotes += 1  # no such connection
 
     def process_tcp(self, ip, hlen, total, now, checked=False):
         seg = self.seg
@@ -866,70 +802,27 @@ class Stack:
         if not flags & SYN:
             self.stats.tcpDropped += 1
             return
-        if not listener._has_room() and not self.recycle_embryonic(listener):
-            # Every place taken by a connection waiting for accept(): drop the SYN
-            # silently, like Linux; the client's retry may find room.
-            self.stats.tcpListenDrops += 1
-            return
+        if not listener._has_room():
+            from . import recycle  # loaded when first needed (heap from .mpy)
+
+            if not recycle.embryonic(self, listener):
+                # Every place taken by a connection waiting for accept(): drop the SYN
+                # silently, like Linux; the client's retry may find room.
+                self.stats.tcpListenDrops += 1
+                return
         tcb = self.take_tcb()
-        if tcb is None and (self.recycle_embryonic(None) or self.recycle_close_wait(now)):
-            tcb = self.take_tcb()
         if tcb is None:
-            self.stats.tcpListenDrops += 1
-            return
+            from . import recycle
+
+            if recycle.embryonic(self, None) or recycle.close_wait(self, now):
+                tcb = self.take_tcb()
+            if tcb is None:
+                self.stats.tcpListenDrops += 1
+                return
         if iss is None:
             iss = self.isn(seg.rip_hi, seg.rip_lo, seg.dport, seg.sport, now)
         listener._add_pending(tcb)
         tcb.open_passive(seg, listener, iss, now)
-
-    def recycle_embryonic(self, listener):
-        """Make room for a new SYN: forget the oldest half-open connection (SYN-RECEIVED,
-        our SYN,ACK unanswered) of listener, or of any listener if None. True if one went.
-
-        A SYN flood fills backlogs and the TCB pool with connections from addresses that
-        never answer; without this, four spoofed SYNs locked a tcbs=4 board's clients out
-        for two minutes. A real client's handshake takes one round trip, so under a flood
-        of N SYNs a second a backlog of B still lets clients through whose round trip is
-        under B/N seconds. No RST: the source is most likely forged (a real client's late
-        ACK gets one then, and it retries).
-        """
-        for lst in self.listeners if listener is None else (listener,):
-            for tcb in lst._backlog:  # oldest first
-                if tcb.v[STATE] == SYN_RECEIVED:
-                    self.stats.tcpSynFloodRecycled += 1
-                    tcb.drop_embryonic()
-                    return True
-        return False
-
-    def recycle_close_wait(self, now):
-        """Make room when the TCB pool is full: reset the connection longest in CLOSE-WAIT
-        if the peer finished over close_wait_recycle_ms ago and nothing waits to be sent.
-        True if one went.
-
-        MicroPython sockets have no finaliser: an application that drops a socket without
-        closing it (microdot 2.7.0 does, when a request read fails with an error it does
-        not know, e.g. a TLS record cut by a FIN) would hold its block for ever, and a
-        client could fill the pool that way. Its socket, if still used, raises ECONNABORTED.
-        """
-        limit = self.cfg.close_wait_recycle_ms
-        if limit is None:
-            return False
-        oldest = None
-        age = limit - 1
-        for tcb in self.tcbs:
-            v = tcb.v
-            if (v[IN_USE] and v[STATE] == CLOSE_WAIT and not v[TX_COUNT]
-                    and v[CW_SINCE] is not None and port.ticks_diff(now, v[CW_SINCE]) > age):
-                oldest = tcb
-                age = port.ticks_diff(now, v[CW_SINCE])
-        if oldest is None:
-            return False
-        self.stats.tcpCloseWaitRecycled += 1
-        oldest.abort_with(now, port.ECONNABORTED)
-        owner = oldest.v[OWNER]
-        if owner is not None:
-            owner._lose(oldest)  # the socket lets go: the block is free for the new one
-        return True
 
     def process_time_wait(self, slot, seg, now):
         """A segment for a connection in TIME-WAIT (RFC 9293, RFC 1122 4.2.2.13, RFC 1337)."""
@@ -1016,25 +909,6 @@ class Stack:
         if self.tracer:
             self.tracer("out", buf, ip, total)
         self.dispatch_ipv4(rip_hi, rip_lo, total, self.clock())
-
-    def dispatch_icmp_error(self, kind, code, ip, quote, dst_hi, dst_lo, now):
-        """ICMP error (RFC 792) to dst quoting rxbuf[ip:ip + quote], the offending packet."""
-        out = self.txbuf
-        t = self.ip_off + ipv4.HEADER_LEN
-        n = 8 + quote
-        out[t] = kind
-        out[t + 1] = code
-        out[t + 2] = out[t + 3] = 0
-        out[t + 4] = out[t + 5] = out[t + 6] = out[t + 7] = 0
-        self.txmv[t + 8:t + n] = self.rxmv[ip:ip + quote]
-        k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
-        out[t + 2] = k >> 8
-        out[t + 3] = k & 0xFF
-        self.ident = (self.ident + 1) & 0xFFFF
-        ipv4.write_header(out, self.ip_off, self.ip, dst_hi, dst_lo, ipv4.PROTO_ICMP, n,
-                          self.ident)
-        self.stats.icmpOutDestUnreachs += 1
-        self.dispatch_ipv4(dst_hi, dst_lo, ipv4.HEADER_LEN + n, now, True)
 
     def dispatch_ipv4(self, dst_hi, dst_lo, total, now, low=False):
         """Send the IPv4 packet at txbuf[ip_off:ip_off + total]: straight out on an IP-only

@@ -8,7 +8,8 @@
 #
 # The functions take the ring's memoryview and its head and count as plain arguments, so a
 # TCB keeps those two numbers in its packed fields (tcp.py) instead of paying for a ring
-# object per buffer. RingBuffer wraps them for code that wants an object (aio.py).
+# object per buffer. RingBuffer (ringbuf_obj.py, loaded when asked for: nothing in the stack
+# uses it) wraps them for code that wants an object.
 
 from .port import copy_viper as _copy
 
@@ -74,47 +75,10 @@ def advance(head, n, size):
     return head - size if head >= size else head
 
 
-class RingBuffer:
-    def __init__(self, size):
-        self.mv = memoryview(bytearray(size))
-        self.size = size
-        self.head = 0
-        self.count = 0
+def __getattr__(name):
+    # PEP 562: RingBuffer, the functions above as an object, lives in ringbuf_obj.py.
+    if name == "RingBuffer":
+        from .ringbuf_obj import RingBuffer
 
-    def clear(self):
-        self.head = 0
-        self.count = 0
-
-    def free(self):
-        return self.size - self.count
-
-    def write(self, data):
-        """Append as much of data as fits; return the number of bytes taken."""
-        n = write_at(self.mv, self.head, self.count, 0, data)
-        self.count += n
-        return n
-
-    def write_at(self, offset, data):
-        return write_at(self.mv, self.head, self.count, offset, data)
-
-    def commit(self, n):
-        """Make n bytes written with write_at(0, ...) readable."""
-        self.count += n
-
-    def copy_out(self, offset, dest, n, at=0):
-        copy_out(self.mv, self.head, offset, dest, n, at)
-
-    def consume(self, n):
-        """Drop the n oldest bytes."""
-        self.head = advance(self.head, n, self.size)
-        self.count -= n
-
-    def read_into(self, dest):
-        """Move up to len(dest) of the oldest bytes into dest; return how many."""
-        n = len(dest)
-        if n > self.count:
-            n = self.count
-        if n:
-            copy_out(self.mv, self.head, 0, dest, n)
-            self.consume(n)
-        return n
+        return RingBuffer
+    raise AttributeError(name)

@@ -116,7 +116,7 @@ class Socket(_Stream):
         self._backlog_max = 0
         self._timeout_ms = -1  # -1 blocks forever, 0 is non-blocking
         self._closed = False
-        self._lost = False  # the stack took the connection back (Stack.recycle_close_wait)
+        self._lost = False  # the stack took the connection back (recycle.close_wait)
         self._wr_shut = False
         self._nodelay = False
         self._keepalive = stack.cfg.keepalive_ms is not None
@@ -365,9 +365,11 @@ class Socket(_Stream):
                 if not lport:
                     raise _err(port.EADDRINUSE)
             tcb = st.take_tcb()
-            if tcb is None and (st.recycle_embryonic(None)
-                                or st.recycle_close_wait(st.clock())):
-                tcb = st.take_tcb()  # a SYN flood must not stop us connecting out either
+            if tcb is None:
+                from . import recycle  # a SYN flood must not stop us connecting out either
+
+                if recycle.embryonic(st, None) or recycle.close_wait(st, st.clock()):
+                    tcb = st.take_tcb()
             if tcb is None:
                 raise _err(port.ENOBUFS)
             self._attach(tcb, self._timeout_ms)
@@ -613,7 +615,7 @@ class Socket(_Stream):
         return tcb
 
     def _lose(self, tcb):
-        """The stack took the connection back (recycle_close_wait): later calls raise
+        """The stack took the connection back (recycle.close_wait): later calls raise
         ECONNABORTED, and the block goes back to the pool."""
         self._tcb = None
         self._lost = True

@@ -116,17 +116,15 @@ N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler
 # port, remote address low and high half, receive base hi and lo, send base hi and lo).
 KEY_STRIDE = const(10)
 
-# Field names by index, for __getattr__ and debugging (STATE is "state").
-FIELDS = (
-    "state", "in_use", "orphan", "parent", "rip_hi", "rip_lo", "lport", "rport", "snd_hi",
-    "snd_lo", "rcv_hi", "rcv_lo", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "max_snd_wnd",
-    "snd_wl1", "snd_wl2", "snd_mss", "fin_seq", "rcv_nxt", "rcv_adv", "rx_fin", "rd_shut",
-    "rx_unacked", "ack_now", "ended", "so_error", "rexmit_at", "persist_at", "ack_at",
-    "fin2_at", "keepalive_at", "retries", "persist_shift", "keepalive_sent", "rto_ms",
-    "srtt_ms", "rttvar_ms", "rtt_at", "rtt_seq", "cwnd", "ssthresh", "dupacks", "recover",
-    "in_recovery", "nodelay", "keepalive", "rx_head", "rx_count", "rx_size", "tx_head",
-    "tx_count", "tx_size", "soft_err", "orphan_at", "owner", "cw_since", "asm",
-)
+
+def __getattr__(name):
+    # PEP 562: tcp.FIELDS, the fields' names by index, lives in tcpfields.py.
+    if name == "FIELDS":
+        from .tcpfields import FIELDS
+
+        return FIELDS
+    raise AttributeError(name)
+
 
 # Flags that rule header prediction out (ACK must be set, PSH may be).
 _PREDICT_MASK = const(0x37)  # ACK | URG | RST | SYN | FIN (tcpseg.py)
@@ -192,11 +190,11 @@ class TCB:
         self.reset()
 
     def __getattr__(self, name):
-        # Only for names that are not real attributes: the fields, read-only (see top).
-        try:
-            return self.v[FIELDS.index(name)]
-        except ValueError:
-            raise AttributeError(name) from None
+        # Only for names that are not real attributes: the fields, read-only (see top), by
+        # the names in tcpfields.py (loaded then: the REPL, debug.py, trace.py, tests).
+        from .tcpfields import field
+
+        return field(self, name)
 
     def rx_ranges(self):
         """The out-of-order ranges held, ((start, end), ...) from rcv_nxt (debugging)."""
@@ -763,30 +761,6 @@ class TCB:
         else:
             self._drop(port.ECONNRESET)
 
-    def icmp_unreachable(self, code, buf, qt):
-        """ICMP destination unreachable quoting our segment at buf[qt:] (RFC 1122 4.2.3.9).
-
-        The quoted sequence number must be one we have in flight (RFC 5927 4.1: SND.UNA to
-        SND.NXT; ISS while connecting), or anyone could end connections with forged ICMP.
-        Protocol and port unreachable fail a connect() in SYN-SENT with ECONNREFUSED. The
-        rest are soft errors, as on Linux: remembered and told only if the connection
-        later times out. "Fragmentation needed" is not an error at all (no PMTU discovery
-        here: see README).
-        """
-        v = self.v
-        st = self.stack
-        q = seq.from_wire(buf, qt + 4, v[SND_HI], v[SND_LO])
-        state = v[STATE]
-        if q < v[SND_UNA] or q > v[SND_MAX] or (state == SYN_SENT and q != 0):
-            st.stats.icmpInBadQuotes += 1
-            return
-        refused = code == 2 or code == 3
-        if state == SYN_SENT and refused:
-            st.stats.tcpAttemptFails += 1
-            self._drop(port.ECONNREFUSED)
-        elif code != 4:
-            v[SOFT_ERR] = port.ECONNREFUSED if refused else port.EHOSTUNREACH
-
     def _challenge_ack(self, now):
         v = self.v
         if self.stack.challenge_ack_allowed(now):
@@ -1257,44 +1231,16 @@ class TCB:
         self._drop(v[SOFT_ERR] or port.ETIMEDOUT)
 
     def _on_persist(self, now):
-        v = self.v
-        st = self.stack
-        v[PERSIST_AT] = None
-        if v[SND_WND]:
-            # A window too small for sender SWS avoidance, and nothing moved for an RTO:
-            # send what fits now (the override timer, RFC 1122 4.2.3.4). The segment is
-            # data in flight: the retransmission timer takes over.
-            self.output(now, True)
-            return
-        if v[RETRIES] >= st.cfg.retries:
-            # Unanswered zero-window probes count as retransmissions: the peer is gone.
-            st.stats.tcpPersistAborts += 1
-            self._give_up()
-            return
-        v[RETRIES] += 1
-        # Zero-window probe: an old sequence number (snd_una - 1), no data, which any TCP
-        # answers with an ACK carrying its current window (as Linux's tcp_xmit_probe_skb).
-        st.stats.tcpPersistProbes += 1
-        self._emit(ACK, v[SND_UNA] - 1, 0)
-        v[PERSIST_SHIFT] += 1
-        wait = v[RTO_MS] << v[PERSIST_SHIFT] if v[PERSIST_SHIFT] < 7 else 1 << 30
-        cap = st.cfg.rto_max_ms
-        v[PERSIST_AT] = port.ticks_add(now, wait if wait < cap else cap)
+        # Zero-window probes and the override timer: tcp_probes.py, loaded when first due.
+        from .tcp_probes import on_persist
+
+        on_persist(self, now)
 
     def _on_keepalive(self, now):
-        v = self.v
-        cfg = self.stack.cfg
-        if v[STATE] != ESTABLISHED and v[STATE] != CLOSE_WAIT:
-            v[KEEPALIVE_AT] = None
-            return
-        if v[KEEPALIVE_SENT] >= cfg.keepalive_probes:
-            self.stack.stats.tcpKeepaliveDrops += 1
-            self.stack.stats.tcpEstabResets += 1
-            self._drop(v[SOFT_ERR] or port.ETIMEDOUT)
-            return
-        v[KEEPALIVE_SENT] += 1
-        self._emit(ACK, v[SND_UNA] - 1, 0)
-        v[KEEPALIVE_AT] = port.ticks_add(now, cfg.keepalive_intvl_ms)
+        # Keepalive probes (off by default): tcp_probes.py, loaded when first due.
+        from .tcp_probes import on_keepalive
+
+        on_keepalive(self, now)
 
     def next_due_ms(self, now):
         """ms until this TCB's earliest deadline (0 if something is due now), or None."""

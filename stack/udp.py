@@ -14,7 +14,7 @@
 #
 # A datagram to a port nobody has gets ICMP port unreachable (RFC 1122 4.1.3.1), only when
 # it was sent to our address (never for broadcast or multicast, RFC 1122 3.2.2), and at
-# most _UNREACH_PER_S a second (RFC 1812 4.3.2.8), so the stack cannot be made a reflector.
+# most 10 a second (RFC 1812 4.3.2.8), so the stack cannot be made a reflector (icmp.py).
 
 from micropython import const
 
@@ -26,23 +26,24 @@ MULTICAST = const(2)
 
 HEADER_LEN = const(8)
 _REC = const(8)  # queue record header: length, source address, source port
-_UNREACH_PER_S = const(10)
-_ICMP_QUOTE = const(28)  # the offending IP header (20) and 8 bytes of it (RFC 792)
 
 
 class UDP:
-    def __init__(self, stack, sockets, queue_bytes):
+    """net.udp, made on first use (iface.py); queues: the sockets' queues, made by Stack()."""
+
+    def __init__(self, stack, queues):
+        sockets = len(queues)
         self.stack = stack
         self.services = {}  # local port -> handler (a few: DHCP, DNS, mDNS)
         self.socks = [None] * sockets  # the UDPSocket holding each slot, or None
-        self.queues = [memoryview(bytearray(queue_bytes)) for _ in range(sockets)]
+        self.queues = queues
         self.heads = [0] * sockets
         self.counts = [0] * sockets
         # Where a service (or a socket's send) puts the payload: right after the headers in
         # the stack's transmit frame. Overwritten by every send of any protocol.
         p = stack.ip_off + ipv4.HEADER_LEN + HEADER_LEN
         self.payload = stack.txmv[p:]
-        self.unreach_at = stack.clock()
+        self.unreach_at = stack.clock()  # icmp.port_unreachable()'s rate limit
         self.unreach_count = 0
 
     # ---- receivers ----------------------------------------------------------------------
@@ -124,7 +125,9 @@ class UDP:
                 return
         stats.udpNoPorts += 1
         if kind == UNICAST:
-            self._unreachable(ip, hlen, total, now)
+            from . import icmp  # loaded only now (heap from .mpy)
+
+            icmp.port_unreachable(st, ip, hlen, total, now)
 
     def _enqueue(self, i, shi, slo, sport, buf, off, n):
         q = self.queues[i]
@@ -162,22 +165,6 @@ class UDP:
         self.heads[i] = ringbuf.advance(head, _REC + n, len(q))
         self.counts[i] -= _REC + n
         return got, (rec[2] << 8) | rec[3], (rec[4] << 8) | rec[5], (rec[6] << 8) | rec[7]
-
-    def _unreachable(self, ip, hlen, total, now):
-        """ICMP port unreachable quoting the datagram's IP header and 8 bytes."""
-        st = self.stack
-        if port.ticks_diff(now, self.unreach_at) >= 1000:
-            self.unreach_at = now
-            self.unreach_count = 0
-        if self.unreach_count >= _UNREACH_PER_S:
-            st.stats.icmpOutRateLimited += 1
-            return
-        self.unreach_count += 1
-        quote = hlen + 8 if hlen + 8 < total else total
-        buf = st.rxbuf
-        shi = (buf[ip + 12] << 8) | buf[ip + 13]
-        slo = (buf[ip + 14] << 8) | buf[ip + 15]
-        st.dispatch_icmp_error(3, 3, ip, quote, shi, slo, now)
 
     # ---- output -------------------------------------------------------------------------
 

@@ -523,11 +523,12 @@ def measure_mcu(results, mode_name):
 # The core: what a socket-API application needs on a board. The asyncio layer, services,
 # trace and debug helpers are optional modules; link drivers are counted apart.
 CORE = ("__init__.py", "port.py", "_checksum_viper.py", "config.py", "seq.py", "ringbuf.py",
-        "assembler.py", "timewait.py", "stats.py", "ipv4.py", "tcpseg.py", "tcp.py",
-        "ether.py", "arp.py", "icmp.py", "iface.py", "sock.py", "udp.py")
+        "ringbuf_obj.py", "assembler.py", "timewait.py", "stats.py", "statnames.py", "ipv4.py",
+        "tcpseg.py", "tcp.py", "tcpfields.py", "tcp_probes.py", "ether.py", "arp.py", "icmp.py",
+        "recycle.py", "iface.py", "sock.py", "udp.py")
 # The LAN services (issue 11), imported only when used: counted on their own row, not in
 # "optional".
-LAN = ("udpsock.py", "nic.py", "dhcp.py", "dns.py", "mdns.py")
+LAN = ("udpsock.py", "nic.py", "nic_set.py", "dhcp.py", "dns.py", "mdns.py")
 # The asyncio layer (issue 12), also on rows of its own: aio.py is what a board loads,
 # aio_streams.py only CPython and the WebAssembly port (tools/mpy.py leaves it off boards).
 ASYNCIO = ("aio.py", "aio_streams.py")

@@ -100,8 +100,9 @@ print('LARGEST %d' % _largest())
 # Each module after those it imports (the order matters: a delta is the module's own).
 # The core, as `import stack` loads it, then what a server or a LAN board adds.
 ORDER = ("port", "config", "seq", "ringbuf", "assembler", "tcpseg", "timewait", "stats",
-         "ipv4", "ether", "arp", "icmp", "udp", "tcp", "iface", "sock", "udpsock", "nic",
-         "dhcp", "dns", "mdns", "usocket", "aio", "services", "trace", "debug")
+         "ipv4", "ether", "arp", "tcp", "iface", "icmp", "udp", "recycle", "tcpfields",
+         "tcp_probes", "ringbuf_obj", "sock", "udpsock", "nic", "nic_set", "dhcp", "dns",
+         "mdns", "usocket", "aio", "services", "trace", "debug")
 CORE = ORDER[:ORDER.index("iface") + 1]  # what `import stack` loads (sock.py: on first use)
 
 PER_MODULE = """\
@@ -143,7 +144,7 @@ print('DEFAULT_POOLS %%d' %% (gc.mem_alloc() - _a))
 """ % (STACK_KW,)
 
 # On the frozen firmware: what each optional module adds once `import stack` has run.
-OPTIONAL = ORDER[ORDER.index("sock"):]
+OPTIONAL = ORDER[len(CORE):]
 PER_MODULE_FROZEN = """\
 import gc, stack
 _r = []

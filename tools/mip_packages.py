@@ -39,14 +39,15 @@ PACKAGES = (
      "resolver, `import socket` through stack.install(); the W5500 and LAN9118 drivers for "
      "boards and the in-memory link",
      ("__init__.py", "_checksum_viper.py", "port.py", "config.py", "seq.py", "ringbuf.py",
-      "assembler.py", "timewait.py", "stats.py", "ipv4.py", "tcpseg.py", "tcp.py",
-      "ether.py", "arp.py", "icmp.py", "iface.py", "sock.py", "udp.py", "udpsock.py",
-      "dns.py", "usocket.py", "link/__init__.py", "link/w5500.py", "link/pipe.py",
-      "link/lan9118.py", "link/_lan9118_viper.py"),
+      "ringbuf_obj.py", "assembler.py", "timewait.py", "stats.py", "statnames.py", "ipv4.py",
+      "tcpseg.py", "tcp.py", "tcpfields.py", "tcp_probes.py", "ether.py", "arp.py", "icmp.py",
+      "recycle.py", "iface.py", "sock.py", "udp.py", "udpsock.py", "dns.py", "usocket.py",
+      "link/__init__.py", "link/w5500.py", "link/pipe.py", "link/lan9118.py",
+      "link/_lan9118_viper.py"),
      ()),
     ("lan", "the network.LAN interface, loaded when used: active(), isconnected(), "
      "ifconfig(), ipconfig(), config(); the DHCP client and the mDNS responder",
-     ("nic.py", "dhcp.py", "mdns.py"),
+     ("nic.py", "nic_set.py", "dhcp.py", "mdns.py"),
      ("core",)),
     ("aio", "asyncio streams over the stack (aio.open_connection, aio.start_server, "
      "ensure_driver) and the small services (echo, discard, chargen, HTTP)",
