@@ -471,3 +471,89 @@ def test_ephemeral_port_skips_ports_in_use_and_time_wait():
     for k in range(200):
         q = net.ephemeral_port(k * 257 & 0xFFFF, k * 65 & 0xFFFF, 1 + k)
         assert 49152 <= q <= 65535, q
+
+
+# ---- a connection's next hop (tcp.py _emit keeps the ARP entry while arp.gen stands) -------
+
+NEW_GW_IP = b"\x0a\x00\x00\xfd"
+NEW_GW_MAC = b"\x02\x00\x00\x00\x00\xfd"
+
+
+def test_connection_follows_a_new_gateway():
+    # A DHCP renewal may keep our address and change the gateway (set_address with the
+    # same address: the ARP cache stands). The connection's remembered next hop must not:
+    # its segments go to the new gateway as soon as ARP finds it, never to the old one.
+    t = Transfer(True)
+    for _ in range(5):
+        t.step([])
+    assert t.segments >= 5 and t.misdirected == 0
+    t.w.net.set_address(OUR_IP, 24, NEW_GW_IP)
+    t.nh_ip, t.nh_mac = NEW_GW_IP, NEW_GW_MAC
+    before = t.segments
+    for _ in range(10):
+        t.step([])
+    assert t.misdirected == 0, t.misdirected
+    assert t.segments - before >= 5, t.segments - before
+
+
+def test_arp_gen_moves_whenever_a_remembered_entry_may_not_hold():
+    # arp.py's contract with tcp.py: an index from `last` is good while `gen` is the same.
+    # So gen must move whenever an entry lookup() returned stops being usable or is reused,
+    # and must not move on lookups (or the connection would look up every segment).
+    from stack import arp
+
+    w = Wire()
+    w.frames()
+    a = w.net.arp
+    peer = halves(PEER_IP)
+    w.send(arp_frame(1, PEER_MAC, PEER_IP, ZERO_MAC, OUR_IP))  # a request: resolved entry
+    w.frames()
+    assert a.lookup(peer[0], peer[1], w.now, True) == PEER_MAC
+    i = a.last
+    gen = a.gen
+    for _ in range(3):
+        a.lookup(peer[0], peer[1], w.now, True)
+    assert a.gen == gen and a.last == i
+
+    def moved():
+        nonlocal gen
+        changed = a.gen != gen
+        gen = a.gen
+        return changed
+
+    # Expired while in use: probed at the MAC we have (still usable, may stay), then given
+    # up on and asked by broadcast (PENDING: unusable, must move).
+    arp_timeout = 300_000  # config.ARP_TIMEOUT_MS
+    w.now = port.ticks_add(w.now, arp_timeout)
+    a.used[i] = w.now  # a frame went through it just now
+    w.net.dirty = True  # an expiry is no deadline of poll()'s: the next full pass sees it
+    w.net.poll()
+    moved()
+    assert a.state[i] == 3  # PROBING
+    for _ in range(60):
+        if a.state[i] != 3:
+            break
+        a.used[i] = w.now  # still sending through it
+        w.net.dirty = True
+        w.advance(100)
+    assert a.state[i] == 1 and moved()  # PENDING
+    # Resolved again, then expired idle: dropped (FREE), must move.
+    w.send(arp_frame(2, PEER_MAC, PEER_IP, OUR_MAC, OUR_IP, dst=OUR_MAC))
+    assert a.lookup(peer[0], peer[1], w.now, False) == PEER_MAC
+    moved()
+    w.now = port.ticks_add(w.now, arp_timeout + 60_000)
+    w.net.dirty = True
+    w.net.poll()
+    assert a.find(*peer) < 0 and moved()
+    # Evicted for another address (an idle entry reused), and everything forgotten.
+    for k in range(len(a.state)):
+        w.send(arp_frame(1, bytes((2, 0, 0, 0, 1, k)), bytes((10, 0, 0, 100 + k)), ZERO_MAC,
+                         OUR_IP))
+    w.frames()
+    moved()
+    w.now = port.ticks_add(w.now, 61_000)
+    w.send(arp_frame(1, NEW_MAC, b"\x0a\x00\x00\x63", ZERO_MAC, OUR_IP))  # a slot reused
+    assert moved()
+    a.clear()
+    assert moved()
+    assert arp.ARPCache  # the module under test

@@ -217,7 +217,7 @@ class TestIdlePoll:
 
 
 class TestHeaders:
-    # _emit() copies a connection's prepared headers (tcp.py self.hdr): they must follow
+    # _emit() copies a connection's prepared headers (iface.py tcb_hdrs): they must follow
     # an address change, and every checksum must still verify.
 
     def test_segments_after_an_address_change_carry_the_new_source(self):

@@ -89,9 +89,19 @@ class ARPCache:
         # The gateway's address: its entry is never evicted. Set by the Stack; -1: none.
         self.keep_hi = -1
         self.keep_lo = -1
+        # Changed (moved()) whenever an entry lookup() could return stops being one or
+        # changes its address or MAC, and when the Stack's route changes: an index from
+        # `last` (the entry the last successful lookup() used) stays good while gen is the
+        # same. A connection keeps its next hop that way (tcp.py _emit).
+        self.gen = 0
+        self.last = -1
+
+    def moved(self):
+        self.gen = (self.gen + 1) & 0x3FFFFFFF  # stays a small int
 
     def clear(self):
         """Forget every entry and queued frame (our address changed)."""
+        self.moved()
         for i in range(len(self.state)):
             self.state[i] = _FREE
         for q in range(len(self.qlen)):
@@ -110,6 +120,7 @@ class ARPCache:
             if self.ip_lo[i] == lo and self.ip_hi[i] == hi and self.state[i] >= _RESOLVED:
                 if use:
                     self.used[i] = now
+                self.last = i
                 return self.macs[i]
         return None
 
@@ -147,6 +158,7 @@ class ARPCache:
             return free
         if victim >= 0:
             self.state[victim] = _FREE
+            self.moved()
             self._drop_queued(victim)
             return victim
         self.stats.arpRefused += 1
@@ -281,6 +293,7 @@ class ARPCache:
             if s == _RESOLVED:
                 if self._idle(i, now):
                     self.state[i] = _FREE
+                    self.moved()
                     continue
                 s = self.state[i] = _PROBING
                 self.tries[i] = 0
@@ -289,10 +302,12 @@ class ARPCache:
                     # Its owner stopped answering at that MAC, and we still send to it:
                     # ask everyone (it may have moved), as a new PENDING entry would.
                     self.state[i] = _PENDING
+                    self.moved()
                     self.tries[i] = 1
                     self.at[i] = port.ticks_add(now, self.retry_ms)
                     return i
                 self.state[i] = _FREE
+                self.moved()
                 if self._drop_queued(i) and s == _PENDING:
                     self.stats.arpUnresolved += 1
                 continue

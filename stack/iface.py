@@ -167,10 +167,18 @@ class Stack:
             self.arpbuf = bytearray(ether.HEADER_LEN + arp.PACKET_LEN)
             # Every IPv4 frame we send has our MAC and type IPv4: written once, here.
             ether.write_header(self.txbuf, ether.BROADCAST, self.mac, ether.TYPE_IPV4)
-        # What native code demultiplexes with (tcp.py TCB._key; before the TCBs, which
-        # write their entries) and fills in for header prediction (process_frame).
-        self.tcb_keys = array("H", bytes(2 * KEY_STRIDE * tcbs))
-        self.sg = array("i", bytes(4 * 6))
+        # Per-connection tables (before the TCBs, which write their entries), one object
+        # each for all TCBs rather than one per TCB: what native code demultiplexes with
+        # and each connection's next hop (tcp.py TCB._key, _emit), the ARP cache's gen
+        # when that next hop was learnt (-1: none), the prepared headers (32 bytes each,
+        # tcp.py _emit). Made from range() and cleared, not from a zeroed temporary.
+        n = KEY_STRIDE * tcbs
+        self.tcb_keys = array("H", range(n))
+        for i in range(n):
+            self.tcb_keys[i] = 0
+        self.tcb_nh_gen = array("i", range(tcbs))
+        self.tcb_hdrs = bytearray(32 * tcbs)
+        self.sg = array("i", bytes(4 * 6))  # what process_frame's native call fills in
         self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
         self.udp_rec = bytearray(8)  # a UDP queue record's header (udp.py)
@@ -274,6 +282,7 @@ class Stack:
             self.gw_hi, self.gw_lo = ipv4.halves_of(self.gateway)
         if self.arp is not None:
             self.arp.keep_hi, self.arp.keep_lo = (self.gw_hi, self.gw_lo) if gw4 else (-1, -1)
+            self.arp.moved()  # the route may have changed: connections look their next hop up
         if same:
             return  # the same address again: the cache, neighbours and services stand
         if self.arp is not None:
@@ -282,8 +291,8 @@ class Stack:
             self.send_arp(arp.OP_REQUEST, ether.BROADCAST, b"\x00" * 6, self.ip)
         self.addr_gen += 1
         self.dirty = True
-        for tcb in self.tcbs:
-            tcb.hdr[0] = 0  # the prepared headers name the old address (tcp.py _emit)
+        for i in range(len(self.tcbs)):
+            self.tcb_hdrs[i << 5] = 0  # the prepared headers name the old address (tcp.py)
         for fn in self.address_listeners:
             fn()
 
@@ -302,8 +311,8 @@ class Stack:
         self.tw.clear()
         self.addr_gen += 1
         self.dirty = True
-        for tcb in self.tcbs:
-            tcb.hdr[0] = 0  # the prepared headers name the old address (tcp.py _emit)
+        for i in range(len(self.tcbs)):
+            self.tcb_hdrs[i << 5] = 0  # the prepared headers name the old address (tcp.py)
         for fn in self.address_listeners:
             fn()
 
@@ -913,6 +922,7 @@ class Stack:
     def dispatch_ipv4(self, dst_hi, dst_lo, total, now, low=False):
         """Send the IPv4 packet at txbuf[ip_off:ip_off + total]: straight out on an IP-only
         link; on Ethernet to the next hop's MAC, holding the frame while ARP resolves it.
+        True if it left through a resolved ARP entry, arp.last (tcp.py _emit keeps it).
 
         low: the packet answers one we did not ask for (an echo reply): it may not take
         ARP resources our own traffic needs, nor mark its next hop as in use (arp.py).
@@ -959,6 +969,12 @@ class Stack:
                 if ask:
                     self.send_arp_request(nh_hi, nh_lo)
                 return
+        self.send_frame(mac, n)
+        return True
+
+    def send_frame(self, mac, n):
+        """Send the Ethernet frame txbuf[:n] to mac (our MAC and the type are in place)."""
+        buf = self.txbuf
         if _copy is None or not _copy(buf, 0, mac, 0, 6):  # native: a third of the cost
             buf[0] = mac[0]
             buf[1] = mac[1]

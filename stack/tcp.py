@@ -113,8 +113,10 @@ N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler
 
 # The key table (iface.py Stack.tcb_keys, an array of 'H'): KEY_STRIDE halfwords a TCB,
 # in the order _key() writes them and port.tcp4_in reads them (valid, remote port, local
-# port, remote address low and high half, receive base hi and lo, send base hi and lo).
+# port, remote address low and high half, receive base hi and lo, send base hi and lo),
+# then KEY_NH: the ARP entry of the connection's next hop (_emit).
 KEY_STRIDE = const(10)
+KEY_NH = const(9)
 
 
 def __getattr__(name):
@@ -179,11 +181,6 @@ class TCB:
         # The rings' bytes (ringbuf.py): their head and count are fields.
         self.rxb = memoryview(bytearray(rx_size))
         self.txb = memoryview(bytearray(tx_size))
-        # Bytes 8..39 of this connection's IPv4 + TCP headers (TTL to the urgent pointer),
-        # what does not change from one segment to the next filled in: _emit copies them,
-        # then writes the rest. 32 bytes: two heap blocks. hdr[0] (the TTL) is 0 until
-        # _make_hdr() fills it, and again after our address changes.
-        self.hdr = bytearray(32)
         v[RX_SIZE] = rx_size
         v[TX_SIZE] = tx_size
         v[IN_USE] = False
@@ -243,7 +240,13 @@ class TCB:
         v[KEEPALIVE_AT] = None
         v[ORPHAN_AT] = None  # an orphan's total lifetime ends here (DESIGN.md section 10)
         v[CW_SINCE] = None  # when the peer's FIN put us in CLOSE-WAIT (not a timer)
-        self.hdr[0] = 0  # new addresses and ports: _emit() makes the headers again
+        # Bytes 8..39 of this connection's IPv4 + TCP headers (TTL to the urgent pointer)
+        # are st.tcb_hdrs[32 * index:][:32], what does not change from one segment to the
+        # next filled in: _emit copies them, then writes the rest. Their first byte (the
+        # TTL) is 0 until _make_hdr() fills them, and again after our address changes.
+        st = self.stack
+        st.tcb_hdrs[self.index << 5] = 0  # new addresses and ports: made again
+        st.tcb_nh_gen[self.index] = -1  # no next hop known (_emit)
         # Retransmissions of the oldest segment, or zero-window probes, since the peer
         # last showed it is alive; `retries` of them end the connection.
         v[RETRIES] = 0
@@ -993,8 +996,10 @@ class TCB:
         if mss:
             self._emit_syn(flags)
             return
-        h = self.hdr
-        if not h[0]:
+        hdrs = st.tcb_hdrs
+        x = self.index
+        h = x << 5
+        if not hdrs[h]:
             self._make_hdr()
         buf = st.txbuf
         ip = st.ip_off
@@ -1002,8 +1007,8 @@ class TCB:
         # The hot path (every data segment and ACK): the prepared headers in one copy, then
         # only what changes, written by _finish (native code where there is viper). The
         # native copy takes 1.1 k instructions on the Cortex-M0, a slice assignment 8.1 k.
-        if _copy is None or not _copy(buf, ip + 8, h, 0, 32):
-            st.txmv[ip + 8:t + 20] = h
+        if _copy is None or not _copy(buf, ip + 8, hdrs, h, 32):
+            st.txmv[ip + 8:t + 20] = memoryview(hdrs)[h:h + 32]
         total = 40 + n
         ident = st.ident = (st.ident + 1) & 0xFFFF
         if flags & ACK:
@@ -1026,16 +1031,29 @@ class TCB:
         st.stats.tcpOutSegs += 1
         if st.tracer:
             st.tracer("out", buf, ip, total)
-        st.dispatch_ipv4(v[RIP_HI], v[RIP_LO], total, st.clock())
+        arp = st.arp
+        if arp is not None and st.tcb_nh_gen[x] == arp.gen:
+            # The next hop this connection used last, with nothing in the ARP cache or the
+            # route changed since (arp.py gen): no routing, no lookup (10 k instructions on
+            # the Cortex-M0 a segment). What dispatch_ipv4 would do with it, done here.
+            i = st.tcb_keys[x * KEY_STRIDE + KEY_NH]
+            arp.used[i] = st.clock()
+            st.stats.ipOutRequests += 1
+            st.send_frame(arp.macs[i], ip + total)
+        elif st.dispatch_ipv4(v[RIP_HI], v[RIP_LO], total, st.clock()) and arp is not None:
+            st.tcb_nh_gen[x] = arp.gen
+            st.tcb_keys[x * KEY_STRIDE + KEY_NH] = arp.last
 
     def _make_hdr(self):
-        """Fill self.hdr: the IPv4 and TCP header fields that stay the same (addresses,
-        ports, TTL, protocol, data offset); what _finish writes is left as it may be."""
+        """Fill this connection's prepared headers (st.tcb_hdrs, see reset()): the IPv4 and
+        TCP header fields that stay the same (addresses, ports, TTL, protocol, data
+        offset); what _finish writes is left as it may be."""
         v = self.v
         h = bytearray(40)  # set-up only: the whole headers, then their bytes 8..39 kept
         ipv4.write_header(h, 0, self.stack.ip, v[RIP_HI], v[RIP_LO], ipv4.PROTO_TCP, 0, 0)
         tcpseg.write_header(h, 20, v[LPORT], v[RPORT], 0, 0, 0)
-        self.hdr[:] = memoryview(h)[8:]
+        x = self.index << 5
+        self.stack.tcb_hdrs[x:x + 32] = memoryview(h)[8:]
 
     def _emit_syn(self, flags):
         """A SYN or SYN,ACK (sequence number 0, our MSS option): the general path."""
