@@ -102,14 +102,14 @@ def copy_viper(dst, doff: int, src, soff: int, n: int) -> int:
 
 
 @micropython.viper
-def _plain_tcp4(buf, ip: int, n: int, mac, me, mask_lo: int) -> int:
+def _plain_tcp4(buf, ip: int, n: int, me) -> int:
     """tcp4_in's checks (see there): 1 if they all pass, else 0. A function of its own
     to keep each under 2 KB of armv6m code (see tcp4_in)."""
     p = ptr8(buf)
     # Differences OR-ed together, one branch each: every branch out costs 8 bytes on
     # armv6m, and this function must stay under 2 KB (see tcp4_in).
+    m = ptr8(me)
     if ip == 14:
-        m = ptr8(mac)
         if ((p[0] ^ m[0]) | (p[1] ^ m[1]) | (p[2] ^ m[2]) | (p[3] ^ m[3]) | (p[4] ^ m[4])
                 | (p[5] ^ m[5]) | (p[12] ^ 8) | p[13]):
             return 0
@@ -120,14 +120,14 @@ def _plain_tcp4(buf, ip: int, n: int, mac, me, mask_lo: int) -> int:
     total = (p[ip + 2] << 8) | p[ip + 3]
     if total < 40 or total > n - ip:
         return 0
-    m = ptr8(me)
-    if (((p[ip + 16] ^ m[0]) | (p[ip + 17] ^ m[1]) | (p[ip + 18] ^ m[2]) | (p[ip + 19] ^ m[3]))
-            or not (m[0] | m[1] | m[2] | m[3])):
+    if (((p[ip + 16] ^ m[6]) | (p[ip + 17] ^ m[7]) | (p[ip + 18] ^ m[8]) | (p[ip + 19] ^ m[9]))
+            or not (m[6] | m[7] | m[8] | m[9])):
         return 0
     a = p[ip + 12]
+    mask_lo = (m[10] << 8) | m[11]
     if a == 0 or a == 127 or a >= 224 or (((p[ip + 14] << 8) | p[ip + 15]) | mask_lo) == 0xFFFF:
         return 0
-    if not ((a ^ m[0]) | (p[ip + 13] ^ m[1]) | (p[ip + 14] ^ m[2]) | (p[ip + 15] ^ m[3])):
+    if not ((a ^ m[6]) | (p[ip + 13] ^ m[7]) | (p[ip + 14] ^ m[8]) | (p[ip + 15] ^ m[9])):
         return 0
     t = ip + 20
     hlen = (p[t + 12] >> 4) << 2
@@ -144,15 +144,16 @@ def _plain_tcp4(buf, ip: int, n: int, mac, me, mask_lo: int) -> int:
 
 
 @micropython.viper
-def tcp4_in(buf, ip: int, n: int, mac, me, mask_lo: int, keys, sg) -> int:
+def tcp4_in(buf, ip: int, n: int, me, keys, sg) -> int:
     """The common TCP segment, taken in in native code (iface.py process_frame).
 
     -2: not the common case; every check goes the long way in Python, which also counts
-    what it drops. Otherwise every check passed: on Ethernet (ip 14) a frame to our MAC
-    `mac` of type IPv4; a 20-byte IPv4 header with a good checksum, no fragment, TCP, to
-    our address `me` (4 bytes, not 0.0.0.0), from a source that is plainly no martian
-    (first octet not 0, 127 or 224 and up, not our address, not all ones in mask_lo's host
-    bits), a TCP header length within the segment, and a good TCP checksum. Then -1: no
+    what it drops. Otherwise every check passed: on Ethernet (ip 14) a frame to our MAC of
+    type IPv4; a 20-byte IPv4 header with a good checksum, no fragment, TCP, to our address
+    (not 0.0.0.0), from a source that is plainly no martian (first octet not 0, 127 or 224
+    and up, not our address, not all ones in our mask's host bits), a TCP header length
+    within the segment, and a good TCP checksum. `me` (iface.py Stack.me, 12 bytes): our
+    MAC, address and the low half of our mask, big-endian. Then -1: no
     connection in `keys` (tcp.py TCB._key: KEY_STRIDE halfwords each) has its 4-tuple;
     else that connection's index, with sg (an array of 6 'i') filled in, in this order:
     the sequence and acknowledgment numbers as offsets from its bases (seq.from_wire,
@@ -163,7 +164,7 @@ def tcp4_in(buf, ip: int, n: int, mac, me, mask_lo: int, keys, sg) -> int:
     aligned so, and the Cortex-M0 board jumped into nowhere (compiled on the board, the
     same code ran).
     """
-    if not int(_plain_tcp4(buf, ip, n, mac, me, mask_lo)):
+    if not int(_plain_tcp4(buf, ip, n, me)):
         return -2
     p = ptr8(buf)
     t = ip + 20

@@ -179,6 +179,9 @@ class Stack:
         self.tcb_nh_gen = array("i", range(tcbs))
         self.tcb_hdrs = bytearray(32 * tcbs)
         self.sg = array("i", bytes(4 * 6))  # what process_frame's native call fills in
+        # Our MAC, address and mask's low half in one buffer, for that call (_set_me()).
+        self.me = bytearray(12)
+        self._set_me()
         self.tcbs = [TCB(self, i, rx_buf, tx_buf)
                      for i in range(tcbs)]
         self.udp_rec = bytearray(8)  # a UDP queue record's header (udp.py)
@@ -277,6 +280,7 @@ class Stack:
         self.prefix = prefix
         mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
         self.mask_hi, self.mask_lo = mask >> 16, mask & 0xFFFF
+        self._set_me()
         self.gateway = bytes(gw4) if gw4 else None
         if self.gateway:
             self.gw_hi, self.gw_lo = ipv4.halves_of(self.gateway)
@@ -296,6 +300,14 @@ class Stack:
         for fn in self.address_listeners:
             fn()
 
+    def _set_me(self):
+        me = self.me
+        if self.mac:
+            me[0:6] = self.mac
+        me[6:10] = self.ip
+        me[10] = self.mask_lo >> 8
+        me[11] = self.mask_lo & 0xFF
+
     def clear_address(self):
         """Give the address up (a lease ran out): connections on it end with ECONNABORTED."""
         now = self.clock()
@@ -304,6 +316,7 @@ class Stack:
                 tcb.abort_silently(port.ECONNABORTED)
         self.ip = _NO_ADDR
         self.ip_hi = self.ip_lo = 0
+        self._set_me()
         self.gateway = None
         if self.arp is not None:
             self.arp.clear()  # nothing may leave with the old address, nor ARP from 0.0.0.0
@@ -571,7 +584,7 @@ class Stack:
         if _tcp4_in is not None and not self.tracer:
             ip = self.ip_off
             sg = self.sg
-            i = _tcp4_in(self.rxbuf, ip, n, self.mac, self.ip, self.mask_lo, self.tcb_keys, sg)
+            i = _tcp4_in(self.rxbuf, ip, n, self.me, self.tcb_keys, sg)
             if i > -2:
                 stats = self.stats
                 stats.ipInReceives += 1

@@ -113,7 +113,7 @@ CHECKSUM_KERNEL = "plain"
 # copy_viper(dst, doff, src, soff, n): a native copy where MicroPython has viper (it returns
 # 0, copying nothing, unless both addresses are even); None elsewhere. ringbuf.py uses it.
 copy_viper = None
-# tcp4_in(buf, ip, n, mac, me, mask_lo, keys, sg): the common TCP segment's checks,
+# tcp4_in(buf, ip, n, me, keys, sg): the common TCP segment's checks,
 # demultiplexing and parsing in native code (iface.py process_frame); None elsewhere.
 tcp4_in = None
 tcp4_out = None  # a TCP segment's per-segment fields and checksums, natively (tcp.py)

@@ -398,9 +398,8 @@ class Socket(_Stream):
             data = data.encode()  # as _bytes(), without the call: this is every send()
         if not len(data):
             return 0
-        v = tcb.v
-        if not (v[STATE] == ESTABLISHED and v[TX_COUNT] < v[TX_SIZE]) and not _send_ready(tcb):
-            self._wait_tcb(_send_ready, tcb, port.EAGAIN)  # (room in ESTABLISHED: no call)
+        if not _send_ready(tcb):
+            self._wait_tcb(_send_ready, tcb, port.EAGAIN)
         if tcb.v[ENDED]:
             raise _err(tcb.v[ENDED])
         if self._wr_shut or tcb.v[FIN_SEQ] >= 0 or tcb.v[STATE] == CLOSED:
