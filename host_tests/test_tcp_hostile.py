@@ -622,6 +622,25 @@ class TestNativeChecks:
                 accepted += native(buf, 0, n, net.me, net.tcb_keys, net.sg) > -2
         assert accepted >= 3  # the plain packet (and harmless mutations) take the fast way
 
+    def test_native_checks_follow_our_address(self):
+        # The native call reads our address from Stack.me: after the address changes, a
+        # segment to the old one is not ours (and goes the long way, which drops it).
+        native = port.tcp4_in
+        if native is None:
+            return  # no native emitter (CPython, WebAssembly): only the Python checks exist
+        net, _ = self._stack()
+        buf, n = self._packet(lambda buf: 140, True)  # to 10.0.0.2
+        assert native(buf, 0, n, net.me, net.tcb_keys, net.sg) > -2
+        net.set_address(b"\x0a\x00\x00\x03", 24)
+        assert native(buf, 0, n, net.me, net.tcb_keys, net.sg) == -2
+        net.rxbuf[:n] = buf[:n]
+        net.process_frame(n, 1000)
+        assert net.stats.ipInAddrErrors == 1 and net.stats.tcpInSegs == 0
+        net.set_address(b"\x0a\x00\x00\x02", 24)
+        assert native(buf, 0, n, net.me, net.tcb_keys, net.sg) > -2
+        net.clear_address()
+        assert native(buf, 0, n, net.me, net.tcb_keys, net.sg) == -2
+
     def test_native_demultiplexing_and_prediction_agree(self):
         # The same script on two stacks: one takes segments the short way (where there is
         # viper, port.tcp4_in's checks and its search of the TCBs' key table; then header
