@@ -390,8 +390,13 @@ class TCB:
         if n > v[RX_COUNT]:
             n = v[RX_COUNT]
         if n:
-            ringbuf.copy_out(self.rxb, v[RX_HEAD], 0, dest, n)
-            v[RX_HEAD] = ringbuf.advance(v[RX_HEAD], n, v[RX_SIZE])
+            head = v[RX_HEAD]
+            end = head + n
+            size = v[RX_SIZE]
+            # ringbuf.copy_out's common case without its call: no wrap, the native copy.
+            if end > size or _copy is None or not _copy(dest, 0, self.rxb, head, n):
+                ringbuf.copy_out(self.rxb, head, 0, dest, n)
+            v[RX_HEAD] = end - size if end >= size else end  # ringbuf.advance
             v[RX_COUNT] -= n
         return n
 
@@ -674,10 +679,20 @@ class TCB:
         elif (ack == una and wnd == v[SND_WND] and not v[ASM] and dlen <= v[RCV_ADV] - sq
               and not v[ORPHAN] and not v[RD_SHUT]):
             # The next data in order, into the ring (it fits: it is in the window).
-            # _receive_data's in-order case, inlined.
-            got = ringbuf.write_from(self.rxb, v[RX_HEAD], v[RX_COUNT], 0, self.stack.rxmv,
-                                     data, dlen)
-            v[RX_COUNT] += got
+            # _receive_data's in-order case, inlined; the native copy called here when the
+            # bytes need not wrap (ringbuf.write_from's common case, without its call).
+            count = v[RX_COUNT]
+            start = v[RX_HEAD] + count
+            size = v[RX_SIZE]
+            if start >= size:
+                start -= size
+            if start + dlen <= size and dlen <= size - count and _copy is not None and _copy(
+                    self.rxb, start, self.stack.rxmv, data, dlen):
+                got = dlen
+            else:
+                got = ringbuf.write_from(self.rxb, v[RX_HEAD], count, 0, self.stack.rxmv,
+                                         data, dlen)
+            v[RX_COUNT] = count + got
             v[RCV_NXT] = sq + got
             v[SND_WL1] = sq  # what the window update would record
             v[SND_WL2] = ack
