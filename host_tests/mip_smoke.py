@@ -56,17 +56,23 @@ def _try(fn):
         return None
 
 
-def tcp_round_trip(two, port_no=80):
+def connecting(two, port_no, backlog):
+    """A listening socket on two.b and a non-blocking connect to it from two.a."""
     srv = two.b.socket()
     srv.setblocking(False)
     srv.bind(("0.0.0.0", port_no))
-    srv.listen(2)
+    srv.listen(backlog)
     c = two.a.socket()
     c.setblocking(False)
     try:
         c.connect(("10.0.0.2", port_no))
     except OSError as e:
         assert e.args[0] == port.EINPROGRESS, e
+    return srv, c
+
+
+def tcp_round_trip(two, port_no=80):
+    srv, c = connecting(two, port_no, 2)
     conns = []
 
     def accepted():
@@ -117,16 +123,7 @@ def syn_flood_recycles(two, port_no=81):
 def keepalive_probes(port_no=82):
     """An idle connection with keepalive on sends a probe (tcp_probes.py)."""
     two = Two(keepalive_ms=200)
-    srv = two.b.socket()
-    srv.setblocking(False)
-    srv.bind(("0.0.0.0", port_no))
-    srv.listen(1)
-    c = two.a.socket()
-    c.setblocking(False)
-    try:
-        c.connect(("10.0.0.2", port_no))
-    except OSError as e:
-        assert e.args[0] == port.EINPROGRESS, e
+    srv, c = connecting(two, port_no, 1)
     two.run(lambda: c.state == "ESTABLISHED", "handshake")
     two.run(lambda: "stack.tcp_probes" in sys.modules, "a keepalive probe")
     assert c.state == "ESTABLISHED", c.state  # the peer answered it
