@@ -153,7 +153,6 @@ _NF = len(_F)
 _STATE = _F.index("state")
 _IN_USE = _F.index("in_use")
 _ORPHAN = _F.index("orphan")
-_PARENT = _F.index("parent")
 _RIP_HI = _F.index("rip_hi")
 _RIP_LO = _F.index("rip_lo")
 _LPORT = _F.index("lport")
@@ -185,6 +184,7 @@ _TX_HEAD = _F.index("tx_head")
 _TX_COUNT = _F.index("tx_count")
 _TX_SIZE = _F.index("tx_size")
 _ASM = _F.index("asm")
+_INDEX = _F.index("index")
 # Every deadline field ("rexmit_at", "fin2_at", ...; rtt_at is a timestamp, not a deadline).
 _DEADLINES = tuple(i for i in range(_NF) if _F[i].endswith("_at") and _F[i] != "rtt_at")
 
@@ -246,17 +246,22 @@ class Invariants:
         used = 0
         estab = 0
         due = None  # ms to the earliest deadline of any TCB or TIME-WAIT record
-        for t in tcbs:
+        for x, t in enumerate(tcbs):
             v = t.v
+            if v[_INDEX] != x:
+                fail("TCB index changed", "tcb %d says %d" % (x, v[_INDEX]))
             if len(t.rxb) != self.rx_size or len(t.txb) != self.tx_size:
                 fail("TCB ring changed size", "tcb %d rxb %d txb %d" % (
                     t.index, len(t.rxb), len(t.txb)))
             if v[_RX_SIZE] != self.rx_size or v[_TX_SIZE] != self.tx_size:
                 fail("TCB ring size field changed", tcb_text(t))
             if not v[_IN_USE]:
-                if self.fresh is not None and v[:_NF] != self.fresh:
+                if t.parent is not None or t.owner is not None:
+                    fail("free TCB has leftover state", "tcb %d refers to %r, %r" % (
+                        t.index, t.parent, t.owner))
+                if self.fresh is not None and list(v[:_NF]) != self.fresh:
                     for i in range(_NF):
-                        if v[i] != self.fresh[i]:
+                        if v[i] != self.fresh[i] and i != _INDEX:  # (its place: its own)
                             fail("free TCB has leftover state", "tcb %d %s=%r, fresh %r" % (
                                 t.index, _F[i], v[i], self.fresh[i]))
                 if v[_STATE] != CLOSED or v[_RX_COUNT] or v[_TX_COUNT]:
@@ -269,7 +274,7 @@ class Invariants:
                 estab += 1
             for i in _DEADLINES:
                 at = v[i]
-                if at is not None:
+                if at >= 0:  # tcp.OFF: off
                     left = diff(at, now)
                     if due is None or left < due:
                         due = left
@@ -321,10 +326,10 @@ class Invariants:
             fail("out-of-order ranges", "end %d beyond free space %s" % (last, tcb_text(t)))
         if s == CLOSED:
             # Ended; the application still holds the socket (to read the rest, or EOF).
-            if v[_ORPHAN] or v[_PARENT] is not None:
+            if v[_ORPHAN] or t.parent is not None:
                 fail("CLOSED TCB not released", tcb_text(t))
             for i in _DEADLINES:
-                if v[i] is not None:
+                if v[i] >= 0:
                     fail("timer running in CLOSED", "%s %s" % (tcb_text(t), _F[i]))
             if v[_TX_COUNT]:
                 fail("CLOSED TCB keeps data to send", tcb_text(t))
@@ -339,7 +344,7 @@ class Invariants:
             # connect(): never where anyone can see it.
             if una != 0 or mx != 1 or nxt != 1:
                 fail("SYN-state sequence numbers", tcb_text(t))
-            if v[_REXMIT_AT] is None:
+            if v[_REXMIT_AT] < 0:
                 fail("SYN with no retransmission timer", tcb_text(t))
             if v[_TX_COUNT]:
                 fail("data queued before ESTABLISHED", tcb_text(t))
@@ -372,7 +377,7 @@ class Invariants:
             # Something to send or to be acknowledged: a timer must be running, or
             # nothing will ever move again (issue 10 item 3: small window, data queued).
             if ((mx > una or v[_TX_COUNT] or (fin >= 0 and una <= fin))
-                    and v[_REXMIT_AT] is None and v[_PERSIST_AT] is None):
+                    and v[_REXMIT_AT] < 0 and v[_PERSIST_AT] < 0):
                 fail("data or FIN waiting with no timer", tcb_text(t))
             cw = v[_CWND]
             if not 0 < cw <= _MAX_WND or not 0 < v[_SSTHRESH] <= _MAX_WND:
@@ -385,7 +390,7 @@ class Invariants:
             # The window we advertised never promises more than the ring can take.
             if v[_RCV_NXT] < 1 or v[_RCV_ADV] - v[_RCV_NXT] > v[_RX_SIZE] - v[_RX_COUNT]:
                 fail("advertised window beyond free ring space", tcb_text(t))
-            if v[_RX_UNACKED] and v[_ACK_AT] is None and not v[_ACK_NOW]:
+            if v[_RX_UNACKED] and v[_ACK_AT] < 0 and not v[_ACK_NOW]:
                 fail("received data with no ACK scheduled", tcb_text(t))
         elif v[_RCV_NXT] or v[_RX_COUNT] or n:
             fail("data received in SYN-SENT", tcb_text(t))
@@ -399,9 +404,9 @@ class Invariants:
             # Nobody will read or write: it only finishes its close, within a deadline.
             if s != FIN_WAIT_1 and s != FIN_WAIT_2 and s != CLOSING and s != LAST_ACK:
                 fail("orphan in %s" % NAMES[s], tcb_text(t))
-            if v[_PARENT] is not None:
+            if t.parent is not None:
                 fail("orphan in a backlog", tcb_text(t))
-            if s == FIN_WAIT_2 and v[_FIN2_AT] is None:
+            if s == FIN_WAIT_2 and v[_FIN2_AT] < 0:
                 fail("orphan in FIN-WAIT-2 with no timeout", tcb_text(t))
         if after_poll:
             # poll() ran output() for every TCB: an ACK asked for has left.
@@ -409,7 +414,7 @@ class Invariants:
                 fail("ACK requested but not sent by poll()", tcb_text(t))
             live = False
             for i in _DEADLINES:
-                if v[i] is not None:
+                if v[i] >= 0:
                     live = True
             if v[_ORPHAN] and not live:
                 fail("orphan with no timer", tcb_text(t))
@@ -454,11 +459,11 @@ class Invariants:
                     len(lst._backlog), lst._backlog_max))
             for t in lst._backlog:
                 v = t.v
-                if not v[_IN_USE] or v[_PARENT] is not lst or v[_STATE] == CLOSED:
+                if not v[_IN_USE] or t.parent is not lst or v[_STATE] == CLOSED:
                     fail("backlog holds a TCB that is not its own", tcb_text(t))
         for t in net.tcbs:
             v = t.v
-            p = v[_PARENT]
+            p = t.parent
             if v[_IN_USE] and p is not None:
                 found = False
                 for x in p._backlog:
@@ -488,7 +493,7 @@ class Invariants:
             held.append(t)
         for t in self.net.tcbs:
             v = t.v
-            if v[_IN_USE] and not v[_ORPHAN] and v[_PARENT] is None:
+            if v[_IN_USE] and not v[_ORPHAN] and t.parent is None:
                 found = False
                 for x in held:
                     if x is t:
@@ -523,10 +528,10 @@ def label_states(net, counts):
         name = NAMES[v[_STATE]]
         if v[_ORPHAN]:
             name += " (orphan)"
-        elif v[_PARENT] is not None:
+        elif t.parent is not None:
             name += " (backlog)"
         _count(counts, name)
-        if v[_ORPHAN] or v[_PARENT] is not None:
+        if v[_ORPHAN] or t.parent is not None:
             _count(counts, NAMES[v[_STATE]])
         if v[_SND_WND] == 0 and v[_TX_COUNT] > v[_SND_NXT] - v[_SND_UNA]:
             _count(counts, "zero window, data waiting")

@@ -9,7 +9,7 @@
 import fuzz
 from tcpscript import ACK, FIN, Peer, Seg
 
-from stack import SHUT_WR
+from stack import SHUT_WR, tcp
 
 # Seeds 1-20 for volume, then seeds chosen because between them they reach every state in
 # fuzz.STATES (orphans, backlog, CLOSING, TIME-WAIT, zero windows, ...) at least three
@@ -197,7 +197,7 @@ class TestInvariantsCatch:
         assert self._kind() == "frame buffer changed size"
 
     def test_data_queued_no_timer(self):
-        self._set("rexmit_at", None)  # issue 10 item 3
+        self._set("rexmit_at", tcp.OFF)  # issue 10 item 3
         assert self._kind() == "data or FIN waiting with no timer"
 
     def test_ack_left_pending_after_poll(self):
@@ -235,7 +235,7 @@ class TestInvariantsCatch:
         self.s._closed = True
         self.tcb.v[tcp_field("orphan")] = True
         for name in ("fin2_at", "rexmit_at", "persist_at", "ack_at"):
-            self._set(name, None)
+            self._set(name, tcp.OFF)
         assert self._kind() == "orphan in FIN-WAIT-2 with no timeout"
 
     def test_healthy_close_passes(self):

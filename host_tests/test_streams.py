@@ -56,9 +56,10 @@ def _pair():
     return pair, drv, srv
 
 
-def _connected():
-    """(pair, driver, client on a (blocking, 5 s), server's connection on b (non-blocking))"""
-    pair, drv, srv = _pair()
+def _connected(fixture=None):
+    """(pair, driver, client on a (blocking, 5 s), server's connection on b (non-blocking));
+    on fixture's (pair, driver, listener) if given, else on a new _pair()."""
+    pair, drv, srv = fixture or _pair()
     c = pair.a.socket()
     c.settimeout(5)
     c.connect(("10.0.0.2", 7))
@@ -300,17 +301,19 @@ def test_select_poll_takes_our_socket():
         assert sock._Stream is object  # CPython: plain classes
         assert c.ioctl(_POLL, POLLIN) == 0
         return
-    # One connection per helper: its Pair is garbage once the helper returns (a board's
-    # heap holds one Pair at a time; see sizing.py).
-    _poll_data_then_reset()
-    _poll_fin()
+    # Both connections on one Pair: a board's heap holds one Pair at a time (sizing.py),
+    # and a Pair a finished helper made could stay reachable from a stale word on the C
+    # stack (MicroPython's GC is conservative), so a second Pair may not fit.
+    fixture = _pair()
+    _poll_data_then_reset(fixture)
+    _poll_fin(fixture)
 
 
-def _poll_data_then_reset():
+def _poll_data_then_reset(fixture):
     import io
     import select
 
-    pair, drv, c, s = _connected()
+    pair, drv, c, s = _connected(fixture)
     c.setblocking(False)
     assert isinstance(c, io.IOBase)
     p = select.poll()
@@ -326,11 +329,11 @@ def _poll_data_then_reset():
     p.unregister(c)
 
 
-def _poll_fin():
+def _poll_fin(fixture):
     # FIN on a second connection: POLLIN (EOF is readable), then POLLHUP once we closed too
     import select
 
-    pair, drv, c, s = _connected()
+    pair, drv, c, s = _connected(fixture)
     c.setblocking(False)
     p = select.poll()
     p.register(c, select.POLLIN)

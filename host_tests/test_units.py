@@ -212,7 +212,12 @@ def test_tcb_field_names_match_their_indexes():
     a, _ = pipe(mtu=1500, depth=1)
     tcb = Stack(a, ip="10.0.0.1", tcbs=1).tcbs[0]
     tcb.v[tcp.SND_MSS] = 1234
-    assert tcb.snd_mss == 1234 and tcb.state == tcp.CLOSED and tcb.in_use is False
+    assert tcb.snd_mss == 1234 and tcb.state == tcp.CLOSED and not tcb.in_use
+    # A timer that is off is OFF in the array and None by name; one that runs, its tick.
+    assert tcb.v[tcp.REXMIT_AT] == tcp.OFF and tcb.rexmit_at is None
+    tcb.v[tcp.REXMIT_AT] = 0
+    assert tcb.rexmit_at == 0
+    assert tcb.parent is None and tcb.owner is None
     assert not hasattr(tcb, "no_such_field")
     assert len(tcb.v) == tcp.N_FIELDS
 

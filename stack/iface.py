@@ -19,6 +19,7 @@ _FRAMES_PER_POLL = config.FRAMES_PER_POLL
 # The common TCP segment in native code (process_frame); None where MicroPython has no
 # native emitter, and on CPython.
 _tcp4_in = port.tcp4_in
+_predict = port.tcp_predict  # with _tcp4_in: header prediction in native code
 _copy = port.copy_viper  # likewise (ringbuf.py)
 
 _TW_REOPEN_ISS_STEP = const(65537)  # Linux: new ISN = old snd_nxt + 65537
@@ -179,6 +180,12 @@ class Stack:
         self.tcb_nh_gen = array("i", range(tcbs))
         self.tcb_hdrs = bytearray(32 * tcbs)
         self.sg = array("i", bytes(4 * 6))  # what process_frame's native call fills in
+        # What of the configuration native header prediction reads (port.tcp_predict), in
+        # its order: our MSS, the ACK delay, the RTO's floor, ceiling and first value, the
+        # keepalive time. Read once here, as everything reads cfg once: it is not changed.
+        cfg = self.cfg
+        self.knobs = array("i", (self.mss, cfg.ack_delay_ms, cfg.rto_min_ms, cfg.rto_max_ms,
+                                 cfg.rto_initial_ms, cfg.keepalive_ms or 0))
         # Our MAC, address and mask's low half in one buffer, for that call (_set_me()).
         self.me = bytearray(12)
         self._set_me()
@@ -595,7 +602,11 @@ class Stack:
                         self.hot = tcb
                     elif hot is not tcb:
                         self.hot = True
-                    if tcb.predicted(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], now):
+                    if _predict is not None:
+                        if _predict(tcb.v, sg, self.rxbuf, tcb.rxb, now, self.knobs):
+                            stats.tcpInSegs += 1
+                            return
+                    elif tcb.predicted(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], now):
                         stats.tcpInSegs += 1
                         return
                 buf = self.rxbuf

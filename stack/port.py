@@ -11,9 +11,14 @@ try:
     ticks_ms = time.ticks_ms
     ticks_add = time.ticks_add
     ticks_diff = time.ticks_diff
-    # ticks_add(0, -1) is the largest tick: the period is one more. 2**30 on 32-bit boards.
-    TICKS_PERIOD = ticks_add(0, -1) + 1
     sleep_ms = time.sleep_ms
+    # ticks_add(0, -1) is the largest tick: the period is one more. 2**30 on 32-bit boards;
+    # 2**62 on the 64-bit unix port, whose ticks then go the CPython way below, as a
+    # TCB's deadlines must fit its 32-bit fields (tcp.py).
+    if ticks_add(0, -1) + 1 != 1 << 30:  # pragma: no cover - unix 64-bit
+        _ticks_ms = ticks_ms
+        raise AttributeError
+    TICKS_PERIOD = 1 << 30
 except AttributeError:  # pragma: no cover - CPython
     import time
 
@@ -22,8 +27,14 @@ except AttributeError:  # pragma: no cover - CPython
     _TICKS_MASK = TICKS_PERIOD - 1
     _TICKS_HALF = TICKS_PERIOD >> 1
 
+    try:
+        _ticks_ms
+    except NameError:
+        def _ticks_ms():
+            return int(time.monotonic() * 1000)
+
     def ticks_ms():
-        return int(time.monotonic() * 1000) & _TICKS_MASK
+        return _ticks_ms() & _TICKS_MASK
 
     def ticks_add(ticks, delta):
         return (ticks + delta) & _TICKS_MASK
@@ -31,8 +42,11 @@ except AttributeError:  # pragma: no cover - CPython
     def ticks_diff(end, start):
         return ((end - start + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
 
-    def sleep_ms(ms):
-        time.sleep(ms / 1000)
+    try:
+        sleep_ms = time.sleep_ms
+    except AttributeError:
+        def sleep_ms(ms):
+            time.sleep(ms / 1000)
 
 
 try:
@@ -117,6 +131,12 @@ copy_viper = None
 # demultiplexing and parsing in native code (iface.py process_frame); None elsewhere.
 tcp4_in = None
 tcp4_out = None  # a TCP segment's per-segment fields and checksums, natively (tcp.py)
+# tcp_out(v, buf, ip, hdrs, h, txb, now, force, smss, ident): one turn of a connection's
+# send loop for new data, natively (tcp.py output); None elsewhere.
+tcp_out = None
+# tcp_predict(v, sg, rxbuf, rxb, now, knobs): header prediction natively (iface.py); None
+# elsewhere.
+tcp_predict = None
 
 try:
     # CPython: one big-int conversion sums a whole buffer in C.
@@ -181,6 +201,7 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
                 break
         del _src, _dst, _ok
         if copy_viper is not None and CHECKSUM_KERNEL == "viper":
-            from ._checksum_viper import tcp4_in, tcp4_out  # they use checksum_viper
+            # They use checksum_viper (and copy_viper).
+            from ._checksum_viper import tcp4_in, tcp4_out, tcp_out, tcp_predict
     except Exception:  # no native emitter (WebAssembly): rings copy by slice
         copy_viper = None

@@ -7,7 +7,7 @@
 # bytecode on the heap, and a server that never runs out of room never needs this.
 
 from . import port
-from .tcp import CLOSE_WAIT, CW_SINCE, IN_USE, OWNER, STATE, SYN_RECEIVED, TX_COUNT
+from .tcp import CLOSE_WAIT, CW_SINCE, IN_USE, STATE, SYN_RECEIVED, TX_COUNT
 
 
 def embryonic(net, listener):
@@ -48,14 +48,14 @@ def close_wait(net, now):
     for tcb in net.tcbs:
         v = tcb.v
         if (v[IN_USE] and v[STATE] == CLOSE_WAIT and not v[TX_COUNT]
-                and v[CW_SINCE] is not None and port.ticks_diff(now, v[CW_SINCE]) > age):
+                and v[CW_SINCE] >= 0 and port.ticks_diff(now, v[CW_SINCE]) > age):
             oldest = tcb
             age = port.ticks_diff(now, v[CW_SINCE])
     if oldest is None:
         return False
     net.stats.tcpCloseWaitRecycled += 1
     oldest.abort_with(now, port.ECONNABORTED)
-    owner = oldest.v[OWNER]
+    owner = oldest.owner
     if owner is not None:
         owner._lose(oldest)  # the socket lets go: the block is free for the new one
     return True

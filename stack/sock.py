@@ -17,7 +17,7 @@ from micropython import const
 from . import ipv4, port
 from .tcp import (ACK_NOW, CLOSE_WAIT, CLOSED, ENDED, ESTABLISHED, FIN2_AT, FIN_SEQ,
                   FIN_WAIT_1, FIN_WAIT_2, IN_USE, KEEPALIVE, KEEPALIVE_AT, LAST_ACK, LPORT,
-                  NODELAY, ORPHAN, ORPHAN_AT, OWNER, PARENT, RD_SHUT, RIP_HI, RIP_LO, RPORT,
+                  NODELAY, OFF, ORPHAN, ORPHAN_AT, RD_SHUT, RIP_HI, RIP_LO, RPORT,
                   RX_COUNT, RX_FIN, STATE, STATE_NAMES, SYN_RECEIVED, SYN_SENT, TX_COUNT, TX_SIZE)
 from .tcp import SO_ERROR as _SO_ERROR_FIELD  # SO_ERROR here is the socket option
 
@@ -159,7 +159,7 @@ class Socket(_Stream):
             if self._tcb:
                 self._tcb.v[KEEPALIVE] = self._keepalive
                 if not value:
-                    self._tcb.v[KEEPALIVE_AT] = None
+                    self._tcb.v[KEEPALIVE_AT] = OFF
         else:
             raise _err(port.EOPNOTSUPP)
 
@@ -319,7 +319,7 @@ class Socket(_Stream):
         self._wait_for(lambda: self._accept_ready() is not None, port.EAGAIN)
         tcb = self._accept_ready()
         self._backlog.remove(tcb)
-        tcb.v[PARENT] = None
+        tcb.parent = None
         conn = Socket(self._stack)
         conn._attach(tcb, self._timeout_ms)
         return conn, conn._rip
@@ -330,7 +330,7 @@ class Socket(_Stream):
 
     def _attach(self, tcb, timeout_ms):
         self._tcb = tcb
-        tcb.v[OWNER] = self
+        tcb.owner = self
         self._lport = tcb.v[LPORT]
         self._rip = (ipv4.ntoa(tcb.v[RIP_HI], tcb.v[RIP_LO]), tcb.v[RPORT])
         self._timeout_ms = timeout_ms
@@ -556,7 +556,7 @@ class Socket(_Stream):
             tcb.abort(now)
             return
         tcb.close_send(now)
-        if tcb.v[STATE] == FIN_WAIT_2 and tcb.v[FIN2_AT] is None:
+        if tcb.v[STATE] == FIN_WAIT_2 and tcb.v[FIN2_AT] < 0:
             tcb.v[FIN2_AT] = port.ticks_add(now, st.cfg.fin_timeout_ms)
 
     def lingering_close(self, timeout_ms=2000):
@@ -607,7 +607,7 @@ class Socket(_Stream):
         if tcb is None:
             return None
         self._tcb = None
-        tcb.v[OWNER] = None
+        tcb.owner = None
         if tcb.v[STATE] == CLOSED:
             st.free_tcb(tcb)
             return None
@@ -619,7 +619,7 @@ class Socket(_Stream):
         ECONNABORTED, and the block goes back to the pool."""
         self._tcb = None
         self._lost = True
-        tcb.v[OWNER] = None
+        tcb.owner = None
         self._stack.free_tcb(tcb)
 
     def _close_listener(self, now):
@@ -631,6 +631,6 @@ class Socket(_Stream):
         pending = self._backlog
         self._backlog = []
         for tcb in pending:
-            tcb.v[PARENT] = None
+            tcb.parent = None
             tcb.v[ORPHAN] = True
             tcb.abort(now)

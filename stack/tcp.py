@@ -15,14 +15,20 @@
 # CLOSED (to read the last data, EOF or the error); it returns to the pool when both are done.
 # TIME-WAIT is never held in a TCB: the connection moves to the TIME-WAIT table.
 #
-# The fields of a TCB are packed into one list, `tcb.v`, indexed by the constants below
-# (`v[SND_UNA]` is RFC 9293's SND.UNA). On MicroPython every instance attribute costs a slot
-# in the instance's hash map, about 10 bytes each on a 32-bit board; 60 fields as attributes
-# made a TCB 870 bytes, the list makes it about 450 (one word per field). The two rings'
-# head and count and the out-of-order ranges (assembler.py, from ASM on) are fields too, so a
-# connection is one object, one list and its two buffers. Code in the stack indexes `v`
-# (a local `v = self.v` first: that is as fast as an attribute); at the REPL and in tests,
-# `tcb.snd_una` still reads a field (__getattr__ below), read-only.
+# The fields of a TCB are packed into one array of 32-bit ints, `tcb.v`, indexed by the
+# constants below (`v[SND_UNA]` is RFC 9293's SND.UNA). On MicroPython every instance
+# attribute costs a slot in the instance's hash map, about 10 bytes each on a 32-bit board;
+# 60 fields as attributes made a TCB 870 bytes, the array makes it about 450 (one word per
+# field). An array rather than a list so that native code (port.py) can read and write the
+# fields too. So every field is an int: flags are 0 or 1, a timer that is off is OFF (-1,
+# never a tick), and the two objects a TCB refers to (its listener, its socket) are the
+# attributes `parent` and `owner`. The two rings' head and count and the out-of-order
+# ranges (assembler.py, from ASM on) are fields too, so a connection is one object, one
+# array and its two buffers. Code in the stack indexes `v` (a local `v = self.v` first:
+# that is as fast as an attribute); at the REPL and in tests, `tcb.snd_una` still reads a
+# field (__getattr__ below), read-only, with None for a timer that is off.
+
+from array import array
 
 from micropython import const
 
@@ -47,67 +53,68 @@ STATE_NAMES = (
     "FIN-WAIT-2", "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT",
 )
 
+OFF = const(-1)  # a timer field (a deadline in ticks) that is off
+
 # ---- the fields of tcb.v ---------------------------------------------------------------
 STATE = const(0)
 IN_USE = const(1)
 ORPHAN = const(2)
-PARENT = const(3)
-RIP_HI = const(4)
-RIP_LO = const(5)
-LPORT = const(6)
-RPORT = const(7)
-SND_HI = const(8)
-SND_LO = const(9)
-RCV_HI = const(10)
-RCV_LO = const(11)
-SND_UNA = const(12)
-SND_NXT = const(13)
-SND_MAX = const(14)
-SND_WND = const(15)
-MAX_SND_WND = const(16)
-SND_WL1 = const(17)
-SND_WL2 = const(18)
-SND_MSS = const(19)
-FIN_SEQ = const(20)
-RCV_NXT = const(21)
-RCV_ADV = const(22)
-RX_FIN = const(23)
-RD_SHUT = const(24)
-RX_UNACKED = const(25)
-ACK_NOW = const(26)
-ENDED = const(27)
-SO_ERROR = const(28)
-REXMIT_AT = const(29)
-PERSIST_AT = const(30)
-ACK_AT = const(31)
-FIN2_AT = const(32)
-KEEPALIVE_AT = const(33)
-RETRIES = const(34)
-PERSIST_SHIFT = const(35)
-KEEPALIVE_SENT = const(36)
-RTO_MS = const(37)
-SRTT_MS = const(38)
-RTTVAR_MS = const(39)
-RTT_AT = const(40)
-RTT_SEQ = const(41)
-CWND = const(42)
-SSTHRESH = const(43)
-DUPACKS = const(44)
-RECOVER = const(45)
-IN_RECOVERY = const(46)
-NODELAY = const(47)
-KEEPALIVE = const(48)
-RX_HEAD = const(49)
-RX_COUNT = const(50)
-RX_SIZE = const(51)
-TX_HEAD = const(52)
-TX_COUNT = const(53)
-TX_SIZE = const(54)
-SOFT_ERR = const(55)
-ORPHAN_AT = const(56)
-OWNER = const(57)
-CW_SINCE = const(58)
-ASM = const(59)
+RIP_HI = const(3)
+RIP_LO = const(4)
+LPORT = const(5)
+RPORT = const(6)
+SND_HI = const(7)
+SND_LO = const(8)
+RCV_HI = const(9)
+RCV_LO = const(10)
+SND_UNA = const(11)
+SND_NXT = const(12)
+SND_MAX = const(13)
+SND_WND = const(14)
+MAX_SND_WND = const(15)
+SND_WL1 = const(16)
+SND_WL2 = const(17)
+SND_MSS = const(18)
+FIN_SEQ = const(19)
+RCV_NXT = const(20)
+RCV_ADV = const(21)
+RX_FIN = const(22)
+RD_SHUT = const(23)
+RX_UNACKED = const(24)
+ACK_NOW = const(25)
+ENDED = const(26)
+SO_ERROR = const(27)
+REXMIT_AT = const(28)
+PERSIST_AT = const(29)
+ACK_AT = const(30)
+FIN2_AT = const(31)
+KEEPALIVE_AT = const(32)
+RETRIES = const(33)
+PERSIST_SHIFT = const(34)
+KEEPALIVE_SENT = const(35)
+RTO_MS = const(36)
+SRTT_MS = const(37)
+RTTVAR_MS = const(38)
+RTT_AT = const(39)
+RTT_SEQ = const(40)
+CWND = const(41)
+SSTHRESH = const(42)
+DUPACKS = const(43)
+RECOVER = const(44)
+IN_RECOVERY = const(45)
+NODELAY = const(46)
+KEEPALIVE = const(47)
+RX_HEAD = const(48)
+RX_COUNT = const(49)
+RX_SIZE = const(50)
+TX_HEAD = const(51)
+TX_COUNT = const(52)
+TX_SIZE = const(53)
+SOFT_ERR = const(54)
+ORPHAN_AT = const(55)
+CW_SINCE = const(56)
+INDEX = const(57)
+ASM = const(58)
 _ASM_SLOTS = config.ASSEMBLER_RANGES
 N_FIELDS = ASM + assembler.size(_ASM_SLOTS)  # ASM's ranges follow it (assembler.py)
 
@@ -171,16 +178,21 @@ def _finish_plain(buf, ip, total, ident, shi, slo, srel, rhi, rlo, rrel, flags, 
 
 _finish = port.tcp4_out or _finish_plain
 _copy = port.copy_viper  # None where there is no viper (see ringbuf.py)
+_out = port.tcp_out  # output()'s common turn in native code; None where there is no viper
 
 
 class TCB:
     def __init__(self, stack, index, rx_size, tx_size):
         self.stack = stack
-        self.index = index
-        self.v = v = [0] * N_FIELDS
+        # From range() and cleared, not from a zeroed temporary (it would stay on the heap
+        # until the next collection).
+        self.v = v = array("i", range(N_FIELDS))
+        for i in range(N_FIELDS):
+            v[i] = 0
         # The rings' bytes (ringbuf.py): their head and count are fields.
         self.rxb = memoryview(bytearray(rx_size))
         self.txb = memoryview(bytearray(tx_size))
+        v[INDEX] = index  # its place in the pool (a field: an attribute more costs 16 B)
         v[RX_SIZE] = rx_size
         v[TX_SIZE] = tx_size
         v[IN_USE] = False
@@ -203,8 +215,8 @@ class TCB:
         v = self.v
         v[STATE] = CLOSED
         v[ORPHAN] = False  # the application closed its socket: no one reads or writes
-        v[PARENT] = None  # the listening socket, while in its backlog
-        v[OWNER] = None  # the application's socket, while it holds the connection
+        self.parent = None  # the listening socket, while in its backlog
+        self.owner = None  # the application's socket, while it holds the connection
         v[RIP_HI] = v[RIP_LO] = 0
         v[LPORT] = v[RPORT] = 0
         # Bases of the sequence offsets, as 16-bit halves of wire values (seq.py).
@@ -232,21 +244,21 @@ class TCB:
         # An ICMP soft error (RFC 1122 4.2.3.9): reported only if the connection later
         # times out, as Linux's sk_err_soft; a new ACK clears it.
         v[SOFT_ERR] = 0
-        # Timers: deadlines in ticks, None = off.
-        v[REXMIT_AT] = None
-        v[PERSIST_AT] = None
-        v[ACK_AT] = None
-        v[FIN2_AT] = None
-        v[KEEPALIVE_AT] = None
-        v[ORPHAN_AT] = None  # an orphan's total lifetime ends here (DESIGN.md section 10)
-        v[CW_SINCE] = None  # when the peer's FIN put us in CLOSE-WAIT (not a timer)
+        # Timers: deadlines in ticks, OFF = off.
+        v[REXMIT_AT] = OFF
+        v[PERSIST_AT] = OFF
+        v[ACK_AT] = OFF
+        v[FIN2_AT] = OFF
+        v[KEEPALIVE_AT] = OFF
+        v[ORPHAN_AT] = OFF  # an orphan's total lifetime ends here (DESIGN.md section 10)
+        v[CW_SINCE] = OFF  # when the peer's FIN put us in CLOSE-WAIT (not a timer)
         # Bytes 8..39 of this connection's IPv4 + TCP headers (TTL to the urgent pointer)
         # are st.tcb_hdrs[32 * index:][:32], what does not change from one segment to the
         # next filled in: _emit copies them, then writes the rest. Their first byte (the
         # TTL) is 0 until _make_hdr() fills them, and again after our address changes.
         st = self.stack
-        st.tcb_hdrs[self.index << 5] = 0  # new addresses and ports: made again
-        st.tcb_nh_gen[self.index] = -1  # no next hop known (_emit)
+        st.tcb_hdrs[v[INDEX] << 5] = 0  # new addresses and ports: made again
+        st.tcb_nh_gen[v[INDEX]] = -1  # no next hop known (_emit)
         # Retransmissions of the oldest segment, or zero-window probes, since the peer
         # last showed it is alive; `retries` of them end the connection.
         v[RETRIES] = 0
@@ -256,7 +268,7 @@ class TCB:
         v[RTO_MS] = cfg.rto_initial_ms
         v[SRTT_MS] = 0  # 0 = no sample yet
         v[RTTVAR_MS] = 0
-        v[RTT_AT] = None  # when the timed segment left (Karn: one at a time, not resent)
+        v[RTT_AT] = OFF  # when the timed segment left (Karn: one at a time, not resent)
         v[RTT_SEQ] = 0
         # Congestion control (RFC 5681, NewReno RFC 6582).
         v[CWND] = 0
@@ -289,7 +301,7 @@ class TCB:
         if new == ESTABLISHED or old == ESTABLISHED:
             self._key()
         if st.log:
-            st.log("tcp %d: %s => %s" % (self.index, STATE_NAMES[old], STATE_NAMES[new]))
+            st.log("tcp %d: %s => %s" % (v[INDEX], STATE_NAMES[old], STATE_NAMES[new]))
 
     def _key(self):
         """This connection's entry in the stack's key table, which native code demultiplexes
@@ -297,8 +309,8 @@ class TCB:
         bases of its sequence offsets, else cleared. Set where those change: the state,
         reset() and rebasing."""
         k = self.stack.tcb_keys
-        i = self.index * KEY_STRIDE
         v = self.v
+        i = v[INDEX] * KEY_STRIDE
         if v[STATE] != ESTABLISHED:
             k[i] = 0
             return
@@ -343,7 +355,7 @@ class TCB:
         v = self.v
         buf, t = seg.buf, seg.t
         self._start(seg.rip_hi, seg.rip_lo, seg.dport, seg.sport, now)
-        v[PARENT] = parent
+        self.parent = parent
         v[SND_HI], v[SND_LO] = iss
         self._learn_irs(seg)
         self.stack.stats.tcpPassiveOpens += 1
@@ -484,15 +496,15 @@ class TCB:
         if err:
             v[ENDED] = err
             v[SO_ERROR] = err
-        v[REXMIT_AT] = v[PERSIST_AT] = v[ACK_AT] = None
-        v[FIN2_AT] = v[KEEPALIVE_AT] = v[ORPHAN_AT] = None
+        v[REXMIT_AT] = v[PERSIST_AT] = v[ACK_AT] = OFF
+        v[FIN2_AT] = v[KEEPALIVE_AT] = v[ORPHAN_AT] = OFF
         v[ACK_NOW] = False
         v[TX_HEAD] = v[TX_COUNT] = 0
-        parent = v[PARENT]
+        parent = self.parent
         if parent is not None:
             # Reset or timed out before accept(): Linux drops it from the queue too.
             parent._forget(self)
-            v[PARENT] = None
+            self.parent = None
             v[ORPHAN] = True
         if v[ORPHAN]:
             self.stack.free_tcb(self)
@@ -531,7 +543,7 @@ class TCB:
                                    seg.wnd, seg.data, dlen, now)):
             return
         v[KEEPALIVE_SENT] = 0
-        if v[KEEPALIVE_AT] is not None:
+        if v[KEEPALIVE_AT] >= 0:
             v[KEEPALIVE_AT] = port.ticks_add(now, st.cfg.keepalive_ms)
 
         seg_len = dlen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
@@ -540,7 +552,7 @@ class TCB:
                 # The peer's SYN again (our SYN,ACK was lost): answer it again.
                 v[SND_NXT] = 0
                 return
-            if v[PARENT] is None and not dlen:
+            if self.parent is None and not dlen:
                 # Simultaneous open: their SYN,ACK acknowledges our SYN. Its SYN was
                 # already counted, so take it as the ACK it carries (as Linux does).
                 flags &= ~SYN
@@ -598,8 +610,8 @@ class TCB:
                 v[MAX_SND_WND] = seg.wnd
             v[SND_WL1] = sq
             self._synchronized(ack, now)
-            if v[PARENT] is not None:
-                v[PARENT]._ready(self)
+            if self.parent is not None:
+                self.parent._ready(self)
         else:
             # RFC 5961 5.2: an ACK outside [SND.UNA - MAX.SND.WND, SND.MAX] is dropped.
             if ack > v[SND_MAX] or ack < v[SND_UNA] - v[MAX_SND_WND]:
@@ -613,7 +625,7 @@ class TCB:
                 if fin_acked:
                     # Our FIN is acknowledged: FIN-WAIT-2. An orphan gets a deadline.
                     self._set_state(FIN_WAIT_2)
-                    if v[ORPHAN] and v[FIN2_AT] is None:
+                    if v[ORPHAN] and v[FIN2_AT] < 0:
                         v[FIN2_AT] = port.ticks_add(now, st.cfg.fin_timeout_ms)
             elif state == CLOSING:
                 if fin_acked:
@@ -642,7 +654,7 @@ class TCB:
             v[RCV_NXT] += 1
             v[RX_FIN] = True
             v[ACK_NOW] = True
-            v[FIN2_AT] = None  # what an orphan's deadline waited for has come
+            v[FIN2_AT] = OFF  # what an orphan's deadline waited for has come
             if state == ESTABLISHED:
                 # Passive close: CLOSE-WAIT; recv() gives EOF once the ring is read.
                 self._set_state(CLOSE_WAIT)
@@ -701,7 +713,7 @@ class TCB:
         else:
             return False
         v[KEEPALIVE_SENT] = 0
-        if v[KEEPALIVE_AT] is not None:
+        if v[KEEPALIVE_AT] >= 0:
             v[KEEPALIVE_AT] = port.ticks_add(now, self.stack.cfg.keepalive_ms)
         return True
 
@@ -734,7 +746,7 @@ class TCB:
             # Simultaneous open: SYN-RECEIVED, and our SYN again with an ACK.
             self._set_state(SYN_RECEIVED)
             v[SND_NXT] = 0
-            v[REXMIT_AT] = None
+            v[REXMIT_AT] = OFF
 
     def _synchronized(self, ack, now):
         """Our SYN is acknowledged (by ack): ESTABLISHED."""
@@ -750,7 +762,7 @@ class TCB:
             # RFC 6298 5.7: the SYN was resent (so never timed): data starts with 3 s.
             rto = _SYN_RTO_MS if cfg.rto_initial_ms < _SYN_RTO_MS else cfg.rto_initial_ms
             v[RTO_MS] = rto if rto < cfg.rto_max_ms else cfg.rto_max_ms
-        v[REXMIT_AT] = None
+        v[REXMIT_AT] = OFF
         v[RETRIES] = 0
         v[SND_WL2] = ack
         self._set_state(ESTABLISHED)
@@ -762,7 +774,7 @@ class TCB:
         st = self.stack
         state = v[STATE]
         if state == SYN_RECEIVED:
-            if v[PARENT] is not None:
+            if self.parent is not None:
                 self._drop(0)  # back to LISTEN: the listener never saw it
             else:
                 st.stats.tcpAttemptFails += 1
@@ -825,7 +837,7 @@ class TCB:
             v[DUPACKS] = 0
             # Restart the retransmission timer while data is in flight (RFC 6298 5.3).
             if v[SND_UNA] >= v[SND_MAX]:
-                v[REXMIT_AT] = None
+                v[REXMIT_AT] = OFF
             else:
                 v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
         elif ack == v[SND_UNA] and bare and wnd == v[SND_WND] and v[SND_MAX] > v[SND_UNA]:
@@ -854,9 +866,9 @@ class TCB:
             if wnd > v[MAX_SND_WND]:
                 v[MAX_SND_WND] = wnd
             if opened:
-                v[PERSIST_AT] = None
+                v[PERSIST_AT] = OFF
                 v[PERSIST_SHIFT] = 0
-        if v[PERSIST_AT] is not None and not v[ORPHAN]:
+        if v[PERSIST_AT] >= 0 and not v[ORPHAN]:
             # The peer answers our probes: it may keep its window closed as long as it
             # likes (RFC 1122 4.2.2.17). An orphan's probes count on (DESIGN.md section 10).
             v[RETRIES] = 0
@@ -911,7 +923,7 @@ class TCB:
         # Delayed ACK: at least every second full-sized segment, at most ack_delay_ms late.
         if v[RX_UNACKED] >= 2 * self.stack.mss:
             v[ACK_NOW] = True
-        elif v[ACK_AT] is None:
+        elif v[ACK_AT] < 0:
             v[ACK_AT] = port.ticks_add(now, self.stack.cfg.ack_delay_ms)
 
     # ---- rebasing (seq.py) -------------------------------------------------------------
@@ -943,10 +955,10 @@ class TCB:
 
     def _rtt_sample(self, ack, now):
         v = self.v
-        if v[RTT_AT] is None or ack <= v[RTT_SEQ]:
+        if v[RTT_AT] < 0 or ack <= v[RTT_SEQ]:
             return
         r = port.ticks_diff(now, v[RTT_AT])
-        v[RTT_AT] = None
+        v[RTT_AT] = OFF
         if r < 1:
             r = 1
         if not v[SRTT_MS]:
@@ -1012,7 +1024,7 @@ class TCB:
             self._emit_syn(flags)
             return
         hdrs = st.tcb_hdrs
-        x = self.index
+        x = v[INDEX]
         h = x << 5
         if not hdrs[h]:
             self._make_hdr()
@@ -1028,7 +1040,7 @@ class TCB:
         ident = st.ident = (st.ident + 1) & 0xFFFF
         if flags & ACK:
             v[ACK_NOW] = False
-            v[ACK_AT] = None
+            v[ACK_AT] = OFF
             v[RX_UNACKED] = 0
         if flags & RST:
             st.stats.tcpOutRsts += 1
@@ -1046,7 +1058,14 @@ class TCB:
         st.stats.tcpOutSegs += 1
         if st.tracer:
             st.tracer("out", buf, ip, total)
+        self._send(total)
+
+    def _send(self, total):
+        """Send the IPv4 packet of length total that is in the stack's txbuf (_emit)."""
+        st = self.stack
         arp = st.arp
+        v = self.v
+        x = v[INDEX]
         if arp is not None and st.tcb_nh_gen[x] == arp.gen:
             # The next hop this connection used last, with nothing in the ARP cache or the
             # route changed since (arp.py gen): no routing, no lookup (10 k instructions on
@@ -1054,7 +1073,7 @@ class TCB:
             i = st.tcb_keys[x * KEY_STRIDE + KEY_NH]
             arp.used[i] = st.clock()
             st.stats.ipOutRequests += 1
-            st.send_frame(arp.macs[i], ip + total)
+            st.send_frame(arp.macs[i], st.ip_off + total)
         elif st.dispatch_ipv4(v[RIP_HI], v[RIP_LO], total, st.clock()) and arp is not None:
             st.tcb_nh_gen[x] = arp.gen
             st.tcb_keys[x * KEY_STRIDE + KEY_NH] = arp.last
@@ -1067,7 +1086,7 @@ class TCB:
         h = bytearray(40)  # set-up only: the whole headers, then their bytes 8..39 kept
         ipv4.write_header(h, 0, self.stack.ip, v[RIP_HI], v[RIP_LO], ipv4.PROTO_TCP, 0, 0)
         tcpseg.write_header(h, 20, v[LPORT], v[RPORT], 0, 0, 0)
-        x = self.index << 5
+        x = v[INDEX] << 5
         self.stack.tcb_hdrs[x:x + 32] = memoryview(h)[8:]
 
     def _emit_syn(self, flags):
@@ -1081,7 +1100,7 @@ class TCB:
         if flags & ACK:
             seq.to_wire(buf, t + 8, v[RCV_HI], v[RCV_LO], v[RCV_NXT])
             v[ACK_NOW] = False
-            v[ACK_AT] = None
+            v[ACK_AT] = OFF
             v[RX_UNACKED] = 0
         else:
             buf[t + 8] = buf[t + 9] = buf[t + 10] = buf[t + 11] = 0
@@ -1098,7 +1117,7 @@ class TCB:
         fin = v[FIN_SEQ] >= 0 and v[SND_UNA] + n == v[FIN_SEQ]
         if n == 0 and not fin:
             return
-        v[RTT_AT] = None  # Karn: never time a retransmitted segment
+        v[RTT_AT] = OFF  # Karn: never time a retransmitted segment
         self._emit(ACK | (FIN if fin else 0), v[SND_UNA], n)
         v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
 
@@ -1127,7 +1146,7 @@ class TCB:
                 if v[RETRIES] == 0:
                     v[RTT_AT] = now
                     v[RTT_SEQ] = 0
-                if v[REXMIT_AT] is None:
+                if v[REXMIT_AT] < 0:
                     v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
             elif v[ACK_NOW]:
                 if state == SYN_RECEIVED:
@@ -1137,6 +1156,26 @@ class TCB:
                 else:
                     v[ACK_NOW] = False  # nothing to acknowledge before the peer's SYN
             return
+        st = self.stack
+        if _out is not None and not st.tracer:
+            # The common case, natively (port.tcp_out: new data or a bare ACK, each turn a
+            # whole segment in txbuf and the fields updated); -1 leaves it to the Python.
+            hdrs = st.tcb_hdrs
+            h = v[INDEX] << 5
+            while True:
+                ident = (st.ident + 1) & 0xFFFF
+                r = _out(v, st.txbuf, st.ip_off, hdrs, h, self.txb, now, force, st.mss, ident)
+                if r <= 0:
+                    break
+                st.ident = ident
+                st.stats.tcpOutSegs += 1
+                self._send(r & 0xFFFF)
+                if not r & 0x10000:
+                    return
+                if r & 0x20000:
+                    force = False
+            if r == 0:
+                return
         tx_count = v[TX_COUNT]
         nxt = v[SND_NXT]
         fin_seq = v[FIN_SEQ]
@@ -1171,14 +1210,14 @@ class TCB:
                 elif nxt != una and not v[NODELAY]:
                     break  # Nagle: one small segment in flight at a time
             self._emit(ACK | (PSH if n and n == avail else 0) | (FIN if fin else 0), nxt, n)
-            if v[RTT_AT] is None and nxt == v[SND_MAX] and n:
+            if v[RTT_AT] < 0 and nxt == v[SND_MAX] and n:
                 v[RTT_AT] = now
                 v[RTT_SEQ] = nxt
             nxt += n + (1 if fin else 0)
             v[SND_NXT] = nxt
             if nxt > v[SND_MAX]:
                 v[SND_MAX] = nxt
-            if v[REXMIT_AT] is None:
+            if v[REXMIT_AT] < 0:
                 v[REXMIT_AT] = port.ticks_add(now, v[RTO_MS])
             sent = True
             if n == avail and fin_seq != nxt:
@@ -1190,7 +1229,7 @@ class TCB:
         # 3.8.6.1) and is the override timer of a small one (RFC 1122 4.2.3.4), as Linux's
         # probe timer is both. Without it nothing would ever move again.
         if (tx_count > v[SND_NXT] - v[SND_UNA] and v[SND_NXT] == v[SND_UNA]
-                and v[REXMIT_AT] is None and v[PERSIST_AT] is None):
+                and v[REXMIT_AT] < 0 and v[PERSIST_AT] < 0):
             v[PERSIST_AT] = port.ticks_add(now, v[RTO_MS])
 
     # ---- timers ------------------------------------------------------------------------
@@ -1199,16 +1238,16 @@ class TCB:
         """Run every timer that is due. Deadlines are compared with ticks_diff only."""
         v = self.v
         diff = port.ticks_diff
-        if v[REXMIT_AT] is not None and diff(now, v[REXMIT_AT]) >= 0:
+        if v[REXMIT_AT] >= 0 and diff(now, v[REXMIT_AT]) >= 0:
             self._on_rexmit(now)
             if not v[IN_USE] or v[STATE] == CLOSED:
                 return
-        if v[PERSIST_AT] is not None and diff(now, v[PERSIST_AT]) >= 0:
+        if v[PERSIST_AT] >= 0 and diff(now, v[PERSIST_AT]) >= 0:
             self._on_persist(now)
-        if v[ACK_AT] is not None and diff(now, v[ACK_AT]) >= 0:
-            v[ACK_AT] = None
+        if v[ACK_AT] >= 0 and diff(now, v[ACK_AT]) >= 0:
+            v[ACK_AT] = OFF
             v[ACK_NOW] = True
-        if v[FIN2_AT] is not None and diff(now, v[FIN2_AT]) >= 0:
+        if v[FIN2_AT] >= 0 and diff(now, v[FIN2_AT]) >= 0:
             # An orphan waited fin_timeout_ms (or a lingering close its timeout) for the
             # peer's FIN: give up with an RST.
             if v[STATE] == FIN_WAIT_2:
@@ -1217,18 +1256,18 @@ class TCB:
                 self.stack.stats.tcpLingerTimeouts += 1
             self.abort(now)
             return
-        if v[ORPHAN_AT] is not None and diff(now, v[ORPHAN_AT]) >= 0:
+        if v[ORPHAN_AT] >= 0 and diff(now, v[ORPHAN_AT]) >= 0:
             self.stack.stats.tcpOrphanTimeouts += 1
             self.abort(now)
             return
-        if v[KEEPALIVE_AT] is not None and diff(now, v[KEEPALIVE_AT]) >= 0:
+        if v[KEEPALIVE_AT] >= 0 and diff(now, v[KEEPALIVE_AT]) >= 0:
             self._on_keepalive(now)
 
     def _on_rexmit(self, now):
         v = self.v
         st = self.stack
         cfg = st.cfg
-        v[REXMIT_AT] = None
+        v[REXMIT_AT] = OFF
         state = v[STATE]
         opening = state == SYN_SENT or state == SYN_RECEIVED
         if v[RETRIES] >= (cfg.syn_retries if opening else cfg.retries):
@@ -1237,7 +1276,7 @@ class TCB:
         v[RETRIES] += 1
         rto = v[RTO_MS] * 2
         v[RTO_MS] = rto if rto < cfg.rto_max_ms else cfg.rto_max_ms
-        v[RTT_AT] = None  # Karn
+        v[RTT_AT] = OFF  # Karn
         if opening:
             v[SND_NXT] = 0  # output() sends the SYN (or SYN,ACK) again
             return
@@ -1281,34 +1320,34 @@ class TCB:
         if v[ACK_NOW]:
             return 0
         # Each deadline written out: a loop over the fields cost twice as much (most are
-        # None: one load and one test each).
+        # OFF: one load and one test each).
         diff = port.ticks_diff
         best = None
         at = v[REXMIT_AT]
-        if at is not None:
+        if at >= 0:
             best = diff(at, now)
         at = v[ACK_AT]
-        if at is not None:
+        if at >= 0:
             left = diff(at, now)
             if best is None or left < best:
                 best = left
         at = v[PERSIST_AT]
-        if at is not None:
+        if at >= 0:
             left = diff(at, now)
             if best is None or left < best:
                 best = left
         at = v[KEEPALIVE_AT]
-        if at is not None:
+        if at >= 0:
             left = diff(at, now)
             if best is None or left < best:
                 best = left
         at = v[FIN2_AT]
-        if at is not None:
+        if at >= 0:
             left = diff(at, now)
             if best is None or left < best:
                 best = left
         at = v[ORPHAN_AT]
-        if at is not None:
+        if at >= 0:
             left = diff(at, now)
             if best is None or left < best:
                 best = left

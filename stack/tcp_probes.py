@@ -7,7 +7,7 @@
 # from .mpy files every module loaded keeps its bytecode on the heap.
 
 from . import port
-from .tcp import (CLOSE_WAIT, ESTABLISHED, KEEPALIVE_AT, KEEPALIVE_SENT, PERSIST_AT,
+from .tcp import (CLOSE_WAIT, ESTABLISHED, KEEPALIVE_AT, KEEPALIVE_SENT, OFF, PERSIST_AT,
                   PERSIST_SHIFT, RETRIES, RTO_MS, SND_UNA, SND_WND, SOFT_ERR, STATE)
 from .tcpseg import ACK
 
@@ -16,7 +16,7 @@ def on_persist(tcb, now):
     """The persist timer of tcb came due (TCB._on_persist)."""
     v = tcb.v
     st = tcb.stack
-    v[PERSIST_AT] = None
+    v[PERSIST_AT] = OFF
     if v[SND_WND]:
         # A window too small for sender SWS avoidance, and nothing moved for an RTO:
         # send what fits now (the override timer, RFC 1122 4.2.3.4). The segment is
@@ -44,7 +44,7 @@ def on_keepalive(tcb, now):
     v = tcb.v
     cfg = tcb.stack.cfg
     if v[STATE] != ESTABLISHED and v[STATE] != CLOSE_WAIT:
-        v[KEEPALIVE_AT] = None
+        v[KEEPALIVE_AT] = OFF
         return
     if v[KEEPALIVE_SENT] >= cfg.keepalive_probes:
         tcb.stack.stats.tcpKeepaliveDrops += 1
