@@ -89,10 +89,11 @@ class Seg:
 class Peer:
     """The remote end. `net` is the stack under test; `now` its virtual clock."""
 
-    def __init__(self, start_ms=None, peer_port=PEER_PORT, **stack_kw):
+    def __init__(self, start_ms=None, peer_port=PEER_PORT, depth=256, **stack_kw):
         # Start 10 s before the tick counter wraps: timers in every test cross the wrap.
+        # depth: frames the link holds each way (a test holding two Peers takes fewer).
         self.now = port.ticks_add(0, -10_000) if start_ms is None else start_ms
-        self.link_test, link_stack = pipe(mtu=1500, depth=256)
+        self.link_test, link_stack = pipe(mtu=1500, depth=depth)
         self.net = Stack(link_stack, ip="10.0.0.2", clock=self.clock, **stack_kw)
         self.iss = None  # the stack's ISS, learnt from its SYN or SYN,ACK
         self.port = peer_port

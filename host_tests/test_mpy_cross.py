@@ -104,6 +104,7 @@ def test_native_field_indexes_match_tcp():
     knobs = {k[2:]: int(v) for k, v in named.items() if k.startswith("K_")}
     want = {"MSS": "mss", "ACK_DELAY": "ack_delay_ms", "RTO_MIN": "rto_min_ms",
             "RTO_MAX": "rto_max_ms", "RTO_INITIAL": "rto_initial_ms",
-            "KEEPALIVE": "keepalive_ms or 0"}
+            "KEEPALIVE": "keepalive_ms or 0", "IP_OFF": "ip_off", "IDENT": "0"}
+    assert len(knobs) == len(order) == len(want), (knobs, order)
     for name, index in knobs.items():
         assert order[index] == want[name], (name, order)

@@ -669,7 +669,7 @@ class TestNativeChecks:
 
         peers = []
         for use_native in (False, True):
-            p = Peer()
+            p = Peer(depth=16)  # two Peers at once: a smaller link each
             srv = p.listen()
             conn = on(p, use_native, lambda: p.accept(srv))
             if not use_native:
@@ -733,7 +733,7 @@ class TestNativeOutput:
     # every field must be the same after each step. Without viper both run the Python.
 
     def _world(self):
-        p = Peer(tx_buf=3001, rx_buf=2003)  # ring sizes that wrap at odd places: the
+        p = Peer(tx_buf=3001, rx_buf=2003, depth=16)  # rings wrapping at odd places: the
         p.wnd = 2003  # payload copy meets odd addresses too
         srv = p.listen()
         conn = p.accept(srv)

@@ -324,6 +324,7 @@ _DUPACKS = const(43)
 _IN_RECOVERY = const(45)
 _RX_HEAD = const(48)
 _SOFT_ERR = const(54)
+_INDEX = const(57)
 _ASM = const(58)
 # iface.py Stack.knobs, what of the stack's configuration tcp_predict reads.
 _K_MSS = const(0)
@@ -332,6 +333,8 @@ _K_RTO_MIN = const(2)
 _K_RTO_MAX = const(3)
 _K_RTO_INITIAL = const(4)
 _K_KEEPALIVE = const(5)
+_K_IP_OFF = const(6)
+_K_IDENT = const(7)
 
 
 @micropython.viper
@@ -394,20 +397,20 @@ def _emit_seg(v, buf, ip: int, hdrs, h: int, txb, n: int, flags: int, ident: int
 
 
 @micropython.viper
-def tcp_out(v, buf, ip: int, hdrs, h: int, txb, now: int, force: int, smss: int,
-            ident: int) -> int:
+def tcp_out(v, buf, hdrs, txb, now: int, force: int, knobs) -> int:
     """One turn of tcp.py TCB.output's send loop, and what _emit does with it, for an
     ESTABLISHED or CLOSE-WAIT connection sending new data (no FIN due, snd_nxt at
     snd_max, its prepared headers made); tcp.py keeps the Python for everything else
     and for ports without viper (tests compare the two).
 
     The next segment (data within both windows, Nagle and sender SWS avoidance; else a
-    bare ACK if one is asked for) is written to buf[ip:] whole: the prepared headers
-    (hdrs[h:h + 32]), the payload from the send ring txb, then port.tcp4_out; the TCB's
-    fields (v) are updated as _emit and output() update them. Returns -1: not this case,
+    bare ACK if one is asked for) is written to the stack's txbuf (buf) whole: the
+    prepared headers (hdrs, tcp.py _emit), the payload from the send ring txb, then
+    port.tcp4_out, with the next IPv4 ID; the TCB's fields (v) are updated as _emit and
+    output() update them. Returns -1: not this case (nor an offset due for rebasing),
     nothing done; 0: nothing to send (the persist timer armed if output() would arm it);
     else the IPv4 length, plus 0x10000 if another turn may send more, plus 0x20000 if
-    `force` was used up. now is a tick (port.py: period 2**30), smss our MSS."""
+    `force` was used up. now is a tick (port.py: period 2**30); knobs: iface.py's."""
     f = ptr32(v)
     # A field that may be negative (tcp.OFF, -1) is tested by its sign bit: a 64-bit port
     # (unix) loads 32 bits without extending the sign. Wide constants are computed, never
@@ -422,8 +425,12 @@ def tcp_out(v, buf, ip: int, hdrs, h: int, txb, now: int, force: int, smss: int,
     state = f[_STATE]
     if (state != 4 and state != 7) or not (f[_FIN_SEQ] & neg) or f[_SND_NXT] != f[_SND_MAX]:
         return -1  # ESTABLISHED and CLOSE_WAIT (tcp.py); FIN and resending: Python
+    if int(f[_SND_UNA]) >= 1 << 27 or int(f[_RCV_NXT]) >= 1 << 27:
+        return -1  # an offset at seq.REBASE_AT: output() moves its base first
+    h = int(f[_INDEX]) << 5
     if not ptr8(hdrs)[h]:
         return -1  # the prepared headers are not made yet (_make_hdr)
+    k = ptr32(knobs)
     una = f[_SND_UNA]
     nxt = f[_SND_NXT]
     tx = f[_TX_COUNT]
@@ -458,7 +465,9 @@ def tcp_out(v, buf, ip: int, hdrs, h: int, txb, now: int, force: int, smss: int,
         flags = 0x18  # ACK, PSH: the last of what is queued
     else:
         flags = 0x10
-    _emit_seg(v, buf, ip, hdrs, h, txb, n, flags, ident, smss)
+    ident = (int(k[_K_IDENT]) + 1) & 0xFFFF
+    k[_K_IDENT] = ident
+    _emit_seg(v, buf, int(k[_K_IP_OFF]), hdrs, h, txb, n, flags, ident, int(k[_K_MSS]))
     if n:
         if f[_RTT_AT] & neg:
             f[_RTT_AT] = now  # time this segment (new data: nxt is snd_max)
@@ -577,8 +586,11 @@ def _ack_in(v, sq: int, ack: int, wnd: int, now: int, knobs):
 @micropython.viper
 def tcp_predict(v, sg, rxbuf, rxb, now: int, knobs) -> int:
     """tcp.py TCB.predicted in native code, for a segment tcp4_in took in (sg): a pure ACK
-    of new data, or the next data in order into the receive ring rxb from rxbuf. 1: done;
-    0: not one of these, nothing changed (process() takes it)."""
+    of new data, or the next data in order into the receive ring rxb from rxbuf. 0: not
+    one of these, nothing changed (process() takes it); 2: done; 1: done, a pure ACK
+    after which output() has nothing to send (all that is queued is in flight, no ACK
+    or FIN due) and no deadline came nearer (it only moves the retransmission timer
+    later or stops it), so poll() need not look at the connection."""
     f = ptr32(v)
     s = ptr32(sg)
     k = ptr32(knobs)
@@ -600,6 +612,10 @@ def tcp_predict(v, sg, rxbuf, rxb, now: int, knobs) -> int:
         if ack <= una or ack > int(f[_SND_MAX]) or f[_IN_RECOVERY]:
             return 0
         _ack_in(v, sq, ack, int(s[3]), now, knobs)
+        done = 1
+        if (int(f[_TX_COUNT]) > int(f[_SND_NXT]) - int(f[_SND_UNA]) or f[_ACK_NOW]
+                or not (f[_FIN_SEQ] & neg)):
+            done = 2
     elif (ack == una and s[3] == f[_SND_WND] and not f[_ASM] and dlen <= int(f[_RCV_ADV]) - sq
           and not f[_ORPHAN] and not f[_RD_SHUT]):
         # The next data in order, into the ring (ringbuf.write_from), as far as it fits.
@@ -633,9 +649,10 @@ def tcp_predict(v, sg, rxbuf, rxb, now: int, knobs) -> int:
             f[_ACK_NOW] = 1
         elif f[_ACK_AT] & neg:
             f[_ACK_AT] = (now + int(k[_K_ACK_DELAY])) & tmask
+        done = 2
     else:
         return 0
     f[_KEEPALIVE_SENT] = 0
     if not (f[_KEEPALIVE_AT] & neg):
         f[_KEEPALIVE_AT] = (now + int(k[_K_KEEPALIVE])) & tmask
-    return 1
+    return done

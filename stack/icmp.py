@@ -44,8 +44,8 @@ def process(net, ip, hlen, total, now):
         out[t + 3] = k & 0xFF
         rhi = (buf[ip + 12] << 8) | buf[ip + 13]
         rlo = (buf[ip + 14] << 8) | buf[ip + 15]
-        net.ident = (net.ident + 1) & 0xFFFF
-        ipv4.write_header(out, net.ip_off, net.ip, rhi, rlo, ipv4.PROTO_ICMP, n, net.ident)
+        ipv4.write_header(out, net.ip_off, net.ip, rhi, rlo, ipv4.PROTO_ICMP, n,
+                          net.next_ident())
         stats.icmpOutEchoReps += 1
         # Low priority: the source may be forged; its ARP must not crowd out ours.
         net.dispatch_ipv4(rhi, rlo, ipv4.HEADER_LEN + n, now, True)
@@ -115,8 +115,8 @@ def dispatch_error(net, kind, code, ip, quote, dst_hi, dst_lo, now):
     k = 0xFFFF ^ port.fold_checksum(port.checksum(out, t, t + n, 0))
     out[t + 2] = k >> 8
     out[t + 3] = k & 0xFF
-    net.ident = (net.ident + 1) & 0xFFFF
-    ipv4.write_header(out, net.ip_off, net.ip, dst_hi, dst_lo, ipv4.PROTO_ICMP, n, net.ident)
+    ipv4.write_header(out, net.ip_off, net.ip, dst_hi, dst_lo, ipv4.PROTO_ICMP, n,
+                      net.next_ident())
     net.stats.icmpOutDestUnreachs += 1
     net.dispatch_ipv4(dst_hi, dst_lo, ipv4.HEADER_LEN + n, now, True)
 

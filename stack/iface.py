@@ -19,6 +19,7 @@ _FRAMES_PER_POLL = config.FRAMES_PER_POLL
 # The common TCP segment in native code (process_frame); None where MicroPython has no
 # native emitter, and on CPython.
 _tcp4_in = port.tcp4_in
+KNOB_IDENT = const(7)  # Stack.knobs: the last IPv4 ID sent (next_ident)
 _predict = port.tcp_predict  # with _tcp4_in: header prediction in native code
 _copy = port.copy_viper  # likewise (ringbuf.py)
 
@@ -180,12 +181,14 @@ class Stack:
         self.tcb_nh_gen = array("i", range(tcbs))
         self.tcb_hdrs = bytearray(32 * tcbs)
         self.sg = array("i", bytes(4 * 6))  # what process_frame's native call fills in
-        # What of the configuration native header prediction reads (port.tcp_predict), in
-        # its order: our MSS, the ACK delay, the RTO's floor, ceiling and first value, the
-        # keepalive time. Read once here, as everything reads cfg once: it is not changed.
+        # What native code (port.tcp_out, tcp_predict) reads of the stack, in this order
+        # (_checksum_viper.py names them): our MSS, the ACK delay, the RTO's floor, ceiling
+        # and first value, the keepalive time (read once here, as everything reads cfg
+        # once: it is not changed), where IPv4 starts in a frame, and the last IPv4 ID sent
+        # (KNOB_IDENT: every sender counts it on, next_ident()).
         cfg = self.cfg
         self.knobs = array("i", (self.mss, cfg.ack_delay_ms, cfg.rto_min_ms, cfg.rto_max_ms,
-                                 cfg.rto_initial_ms, cfg.keepalive_ms or 0))
+                                 cfg.rto_initial_ms, cfg.keepalive_ms or 0, self.ip_off, 0))
         # Our MAC, address and mask's low half in one buffer, for that call (_set_me()).
         self.me = bytearray(12)
         self._set_me()
@@ -197,7 +200,6 @@ class Stack:
         self.tw = TimeWaitTable(tw_slots)
         self.listeners = []  # listening sockets (few; a socket each, no TCB)
         self.seg = tcpseg.Segment()
-        self.ident = 0
         self.challenge_window_at = self.clock()
         self.challenge_count = 0
         self.challenge_budget = config.CHALLENGE_ACKS_PER_S
@@ -597,19 +599,23 @@ class Stack:
                 stats.ipInReceives += 1
                 if i >= 0:
                     tcb = self.tcbs[i]
-                    hot = self.hot
-                    if hot is None:
-                        self.hot = tcb
-                    elif hot is not tcb:
-                        self.hot = True
                     if _predict is not None:
-                        if _predict(tcb.v, sg, self.rxbuf, tcb.rxb, now, self.knobs):
-                            stats.tcpInSegs += 1
-                            return
-                    elif tcb.predicted(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5], now):
+                        # 2, or 1 for a pure ACK after which output() has nothing to do
+                        # and no deadline came nearer: poll() need not look at the TCB.
+                        r = _predict(tcb.v, sg, self.rxbuf, tcb.rxb, now, self.knobs)
+                    else:
+                        r = 2 if tcb.predicted(sg[0], sg[1], sg[2], sg[3], sg[4], sg[5],
+                                               now) else 0
+                    if r:
                         stats.tcpInSegs += 1
+                        if r > 1:
+                            hot = self.hot
+                            if hot is None:
+                                self.hot = tcb
+                            elif hot is not tcb:
+                                self.hot = True
                         return
-                buf = self.rxbuf
+                buf = self.rxbuf  # process_tcp finds the TCB again (and marks it hot)
                 self.process_tcp(ip, 20, (buf[ip + 2] << 8) | buf[ip + 3], now, True)
                 return
         if self.mac:
@@ -934,8 +940,8 @@ class Stack:
         """Wrap the TCP segment at txbuf[ip_off + 20:] in IPv4 and send it."""
         buf = self.txbuf
         ip = self.ip_off
-        self.ident = (self.ident + 1) & 0xFFFF
-        ipv4.write_header(buf, ip, self.ip, rip_hi, rip_lo, ipv4.PROTO_TCP, tlen, self.ident)
+        ident = self.next_ident()
+        ipv4.write_header(buf, ip, self.ip, rip_hi, rip_lo, ipv4.PROTO_TCP, tlen, ident)
         tcpseg.finish(buf, ip, ip + ipv4.HEADER_LEN, tlen)
         self.stats.tcpOutSegs += 1
         total = ipv4.HEADER_LEN + tlen
@@ -995,6 +1001,12 @@ class Stack:
                 return
         self.send_frame(mac, n)
         return True
+
+    def next_ident(self):
+        """The IPv4 ID for the next packet we send (one counter for every protocol)."""
+        k = self.knobs
+        ident = k[KNOB_IDENT] = (k[KNOB_IDENT] + 1) & 0xFFFF
+        return ident
 
     def send_frame(self, mac, n):
         """Send the Ethernet frame txbuf[:n] to mac (our MAC and the type are in place)."""

@@ -386,8 +386,18 @@ class TCB:
     def write(self, data):
         """Append what fits of data to the send ring; return how many bytes were taken."""
         v = self.v
-        n = ringbuf.write_at(self.txb, v[TX_HEAD], v[TX_COUNT], 0, data)
-        v[TX_COUNT] += n
+        count = v[TX_COUNT]
+        n = len(data)
+        size = v[TX_SIZE]
+        start = v[TX_HEAD] + count
+        if start >= size:
+            start -= size
+        # The native copy called here when the bytes need not wrap (ringbuf.write_from's
+        # common case, without its two calls); else write_at, which cuts what does not fit.
+        if not (start + n <= size and n <= size - count and _copy is not None
+                and _copy(self.txb, start, data, 0, n)):
+            n = ringbuf.write_at(self.txb, v[TX_HEAD], count, 0, data)
+        v[TX_COUNT] = count + n
         st = self.stack  # data to send: poll() must look at this TCB (iface.py `hot`)
         if st.hot is None:
             st.hot = self
@@ -1037,7 +1047,7 @@ class TCB:
         if _copy is None or not _copy(buf, ip + 8, hdrs, h, 32):
             st.txmv[ip + 8:t + 20] = memoryview(hdrs)[h:h + 32]
         total = 40 + n
-        ident = st.ident = (st.ident + 1) & 0xFFFF
+        ident = st.next_ident()
         if flags & ACK:
             v[ACK_NOW] = False
             v[ACK_AT] = OFF
@@ -1058,9 +1068,9 @@ class TCB:
         st.stats.tcpOutSegs += 1
         if st.tracer:
             st.tracer("out", buf, ip, total)
-        self._send(total)
+        self._send(total, st.clock())
 
-    def _send(self, total):
+    def _send(self, total, now):
         """Send the IPv4 packet of length total that is in the stack's txbuf (_emit)."""
         st = self.stack
         arp = st.arp
@@ -1071,10 +1081,10 @@ class TCB:
             # route changed since (arp.py gen): no routing, no lookup (10 k instructions on
             # the Cortex-M0 a segment). What dispatch_ipv4 would do with it, done here.
             i = st.tcb_keys[x * KEY_STRIDE + KEY_NH]
-            arp.used[i] = st.clock()
+            arp.used[i] = now
             st.stats.ipOutRequests += 1
             st.send_frame(arp.macs[i], st.ip_off + total)
-        elif st.dispatch_ipv4(v[RIP_HI], v[RIP_LO], total, st.clock()) and arp is not None:
+        elif st.dispatch_ipv4(v[RIP_HI], v[RIP_LO], total, now) and arp is not None:
             st.tcb_nh_gen[x] = arp.gen
             st.tcb_keys[x * KEY_STRIDE + KEY_NH] = arp.last
 
@@ -1128,6 +1138,22 @@ class TCB:
         segment that sender SWS avoidance would hold back.
         """
         v = self.v
+        if _out is not None:
+            st = self.stack
+            if not st.tracer:
+                # The common case natively (port.tcp_out: new data or a bare ACK, each turn
+                # a whole segment in txbuf and the fields updated); -1: the Python below.
+                r = _out(v, st.txbuf, st.tcb_hdrs, self.txb, now, force, st.knobs)
+                while r > 0:
+                    st.stats.tcpOutSegs += 1
+                    self._send(r & 0xFFFF, now)
+                    if not r & 0x10000:
+                        return
+                    if r & 0x20000:
+                        force = False
+                    r = _out(v, st.txbuf, st.tcb_hdrs, self.txb, now, force, st.knobs)
+                if r == 0:
+                    return
         state = v[STATE]
         if state == CLOSED or state == LISTEN or state == TIME_WAIT:
             return
@@ -1156,26 +1182,6 @@ class TCB:
                 else:
                     v[ACK_NOW] = False  # nothing to acknowledge before the peer's SYN
             return
-        st = self.stack
-        if _out is not None and not st.tracer:
-            # The common case, natively (port.tcp_out: new data or a bare ACK, each turn a
-            # whole segment in txbuf and the fields updated); -1 leaves it to the Python.
-            hdrs = st.tcb_hdrs
-            h = v[INDEX] << 5
-            while True:
-                ident = (st.ident + 1) & 0xFFFF
-                r = _out(v, st.txbuf, st.ip_off, hdrs, h, self.txb, now, force, st.mss, ident)
-                if r <= 0:
-                    break
-                st.ident = ident
-                st.stats.tcpOutSegs += 1
-                self._send(r & 0xFFFF)
-                if not r & 0x10000:
-                    return
-                if r & 0x20000:
-                    force = False
-            if r == 0:
-                return
         tx_count = v[TX_COUNT]
         nxt = v[SND_NXT]
         fin_seq = v[FIN_SEQ]

@@ -185,8 +185,8 @@ class UDP:
         buf[u + 4] = ulen >> 8
         buf[u + 5] = ulen & 0xFF
         buf[u + 6] = buf[u + 7] = 0
-        st.ident = (st.ident + 1) & 0xFFFF
-        ipv4.write_header(buf, ip, st.ip, dst_hi, dst_lo, ipv4.PROTO_UDP, ulen, st.ident, ttl)
+        ipv4.write_header(buf, ip, st.ip, dst_hi, dst_lo, ipv4.PROTO_UDP, ulen, st.next_ident(),
+                          ttl)
         c = 0xFFFF ^ port.fold_checksum(port.checksum(
             buf, u, u + ulen, ipv4.pseudo_sum(buf, ip, ipv4.PROTO_UDP, ulen)))
         if not c:
