@@ -109,7 +109,9 @@ def test_transfer_and_close_under_faults(mode, seed, ethernet):
             assert tcb.rx_count == 0 and tcb.tx_count == 0 and tcb.asm == 0
             # Fields live in tcb.v; an attribute written by mistake (tcb.state = ...) would
             # shadow the read-only name and silently go stale.
-            assert set(vars(tcb)) == {"stack", "index", "v", "rxb", "txb"}, vars(tcb).keys()
+            assert set(vars(tcb)) == {"stack", "v", "rxb", "txb", "parent", "owner"}, (
+                vars(tcb).keys())
+            assert tcb.parent is None and tcb.owner is None  # back in the pool
     moved = pair.a.stats.tcpRetransSegs + pair.b.stats.tcpRetransSegs
     assert moved > 0, "faults were injected, so something must have been retransmitted"
     faults = sum(l.dropped + l.corrupted + l.duplicated + l.reordered for l in pair.links)

@@ -434,7 +434,9 @@ def tcp_out(v, buf, hdrs, txb, now: int, force: int, knobs) -> int:
     una = f[_SND_UNA]
     nxt = f[_SND_NXT]
     tx = f[_TX_COUNT]
-    mss = f[_SND_MSS]
+    mss = int(f[_SND_MSS])
+    if mss > int(k[_K_MSS]):
+        mss = int(k[_K_MSS])  # never more than txbuf holds (tcp.py caps it so already)
     avail = tx - (nxt - una)
     if avail < 0:
         avail = 0
