@@ -83,6 +83,9 @@ for n in names:
 # `from . import nic` in iface.py, and a missing one is an ImportError, as before.
 from stack import nic
 assert nic is sys.modules["stack.nic"]
+# A name that is neither a module nor defined is an AttributeError: getattr() with a
+# default and hasattr() work (dir() too: at the end, it imports modules).
+assert getattr(stack, "no_such_name", 7) == 7 and not hasattr(stack, "no_such_name")
 import stack.dhcp
 assert stack.dhcp is sys.modules["stack.dhcp"]
 net = Stack(type("L", (), {"mtu": 1500, "mac": None})(), ip="10.0.0.2", udp_sockets=2)
@@ -93,7 +96,7 @@ assert net.active() and net.isconnected()
 try:
     from stack import no_such_module  # noqa: F401
     raise AssertionError("stack.no_such_module imported")
-except ImportError:
+except (ImportError, AttributeError):  # MicroPython lets __getattr__'s AttributeError out
     pass
 try:
     from stack import _NoSuchName  # noqa: F401
@@ -105,8 +108,22 @@ assert not hasattr(stack, "_NoSuchName")
 from stack.stats import NAMES, Stats
 assert NAMES[0] == "tcpActiveOpens" and len(NAMES) == len(set(NAMES)) > 90
 assert [k for k, _ in Stats().items()] == list(NAMES) and Stats()["tcpInSegs"] == 0
+# MicroPython's dir() asks the package for every string it knows: the names of our modules
+# among them are imported (as `from stack import x` would), nothing else is looked for.
+assert "Stack" in dir(stack) and "stack.no_such_name" not in sys.modules
 print("lazy ok", sys.implementation.name)
 """
+
+
+def test_package_getattr_knows_every_module():
+    # stack/__init__.py's _SUBMODULES names every module under stack/ but the private ones.
+    import stack
+
+    files = {f[:-3] for f in os.listdir(mp.ROOT / "stack") if f.endswith(".py")}
+    files |= {d for d in os.listdir(mp.ROOT / "stack")
+              if os.path.isfile(mp.ROOT / "stack" / d / "__init__.py")}
+    want = {f for f in files if not f.startswith("_")}
+    assert set(stack._SUBMODULES.split()) == want
 
 
 def test_import_stack_leaves_the_socket_layer_until_first_use(tmp_path):

@@ -46,6 +46,14 @@ POLLHUP = 0x010
 
 import sys as _sys
 
+# The package's modules that __getattr__ below imports when asked for (one string, not a
+# tuple: from .mpy every constant is a heap object). host_tests/test_import.py checks it
+# against the files.
+_SUBMODULES = (" aio aio_streams arp assembler config debug dhcp dns ether icmp iface ipv4"
+               " link mdns nic nic_set port recycle ringbuf ringbuf_obj seq services sock"
+               " statnames stats tcp tcp_probes tcpfields tcpseg timewait trace udp udpsock"
+               " usocket ")
+
 
 def __getattr__(name):
     # PEP 562: `stack.Socket` (and `from stack import Socket`) loads sock.py on first use.
@@ -55,7 +63,10 @@ def __getattr__(name):
         return Socket
     if name == "_lazy":
         return True
-    if name[:1] == "_":
+    if " " in name or (" %s " % name) not in _SUBMODULES:
+        # Not a module of ours: AttributeError, so getattr(stack, name, default), hasattr()
+        # and dir() work (MicroPython's dir() asks for every string it knows). On
+        # MicroPython `from stack import no_such_name` raises it too (CPython: ImportError).
         raise AttributeError(name)
     # MicroPython's `from . import nic` asks the package here before it imports the
     # submodule (py/runtime.c, mp_import_from), and lets an AttributeError through: import
@@ -67,7 +78,8 @@ def __getattr__(name):
     except ImportError as e:
         if getattr(e, "name", None) == full:  # CPython: no such module
             raise AttributeError(name) from None
-        raise
+        raise  # MicroPython: a module of ours not on the board (`from stack import dhcp`
+        # without the LAN package) stays an ImportError, for code that tests for it
     return _sys.modules[full]
 
 
