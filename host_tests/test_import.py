@@ -108,6 +108,10 @@ assert not hasattr(stack, "_NoSuchName")
 from stack.stats import NAMES, Stats
 assert NAMES[0] == "tcpActiveOpens" and len(NAMES) == len(set(NAMES)) > 90
 assert [k for k, _ in Stats().items()] == list(NAMES) and Stats()["tcpInSegs"] == 0
+# `from stack import *`: the package's names, Socket among them (it loads sock.py).
+star = {}
+exec("from stack import *", star)
+assert "Socket" in star and "Stack" in star and "SHUT_WR" in star and "iface" not in star
 # MicroPython's dir() asks the package for every string it knows: the names of our modules
 # among them are imported (as `from stack import x` would), nothing else is looked for.
 assert "Stack" in dir(stack) and "stack.no_such_name" not in sys.modules

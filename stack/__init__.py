@@ -26,6 +26,12 @@ from .iface import AF_INET, SOCK_DGRAM, SOCK_STREAM, Stack
 
 __version__ = "0.1.0"
 
+# What `from stack import *` gives: the socket layer's names too (Socket through
+# __getattr__ below, which loads sock.py then), not the modules that happen to be loaded.
+__all__ = ("Stack", "Socket", "install", "AF_INET", "SOCK_STREAM", "SOCK_DGRAM", "SHUT_RD",
+           "SHUT_WR", "SHUT_RDWR", "SOL_SOCKET", "SO_KEEPALIVE", "SO_ERROR", "IPPROTO_TCP",
+           "TCP_NODELAY", "POLLIN", "POLLOUT", "POLLERR", "POLLHUP")
+
 # The socket layer's names, with stack/sock.py's values (Linux's, and select.poll's bits;
 # host_tests/test_import.py checks they agree). They are repeated here so that `import stack`
 # does not load sock.py: from .mpy files that is 8 KB of heap, and a board that builds its
