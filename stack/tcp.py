@@ -18,8 +18,8 @@
 # The fields of a TCB are packed into one array of 32-bit ints, `tcb.v`, indexed by the
 # constants below (`v[SND_UNA]` is RFC 9293's SND.UNA). On MicroPython every instance
 # attribute costs a slot in the instance's hash map, about 10 bytes each on a 32-bit board;
-# 60 fields as attributes made a TCB 870 bytes, the array makes it about 450 (one word per
-# field). An array rather than a list so that native code (port.py) can read and write the
+# 60 fields as attributes made a TCB 870 bytes; with the array it is 510 on wasm32, rings
+# excluded (one word per field). An array rather than a list so that native code (port.py) can read and write the
 # fields too. So every field is an int: flags are 0 or 1, a timer that is off is OFF (-1,
 # never a tick), and the two objects a TCB refers to (its listener, its socket) are the
 # attributes `parent` and `owner`. The two rings' head and count and the out-of-order
