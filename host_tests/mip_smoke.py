@@ -173,7 +173,7 @@ def core():
     assert hasattr(lan9118, "LAN9118") and _lan9118_viper.FAST
     for m in ("stack", "stack.link", "stack.link.w5500", "stack.dns", "stack.udpsock",
               "stack.icmp", "stack.recycle", "stack.tcpfields", "stack.tcp_probes",
-              "stack.ringbuf_obj", "stack.usocket", "stack._checksum_viper",
+              "stack.ringbuf_obj", "stack.usocket", "stack._checksum_viper", "stack._tcp_viper",
               "stack.link.lan9118", "stack.link._lan9118_viper"):
         _where(m)
 

@@ -794,6 +794,7 @@ class TestNativeOutput:
 
         native_out = port.tcp_out
         native_in = iface._tcp4_in
+        native_predict = iface._predict
         kinds = {1: 0, 0: 0, -1: 0}  # what the native turn returned: sent, nothing, not its
 
         def counted(*args):
@@ -801,20 +802,23 @@ class TestNativeOutput:
             kinds[1 if r > 0 else r] += 1
             return r
 
-        def on(use_native, fn):
-            # The native world: port.tcp_out, tcp4_in and tcp_predict where they exist;
-            # the other: the Python for all three.
-            tcp._out = counted if use_native and native_out else None
-            iface._tcp4_in = native_in if use_native else None
+        # Three worlds: 0 native (port.tcp_out, tcp4_in and tcp_predict where they exist),
+        # 1 the Python for all three, 2 the native checks without _tcp_viper.py (a board
+        # that leaves it out: tcp4_in, then the Python's prediction and output).
+        def on(world, fn):
+            tcp._out = counted if world == 0 and native_out else None
+            iface._tcp4_in = native_in if world != 1 else None
+            iface._predict = native_predict if world == 0 else None
             try:
                 return fn()
             finally:
                 tcp._out = native_out
                 iface._tcp4_in = native_in
+                iface._predict = native_predict
 
         steps = 150
         for seed in (1, 2, 3, 4):
-            worlds = [on(n, self._world) for n in (True, False)]
+            worlds = [on(k, self._world) for k in range(3)]
             states = [{"pseq": 1, "fin": False, "shut": False, "base": 0} for _ in worlds]
             x = seed
             for step in range(steps):
@@ -822,17 +826,17 @@ class TestNativeOutput:
                     # Both bases moved (seq.py) with the offsets still small: from here they
                     # are negative, which the native code must read with their sign (on a
                     # 64-bit port it leaves them to the Python; on the boards it runs).
-                    for k in range(2):
+                    for k in range(3):
                         worlds[k][2]._rebase_snd()
                         worlds[k][2]._rebase_rcv()
                         states[k]["base"] = seq.REBASE_AT
                 x = (x * 75 + 74) % 65537  # the ZX81's generator: small ints everywhere
-                got = [on(n, lambda: self._step(worlds[k], x, step, steps, states[k]))
-                       for k, n in enumerate((True, False))]
-                assert got[0] == got[1], ("seed", seed, step, "native", got[0],
-                                          "python", got[1])
+                got = [on(k, lambda: self._step(worlds[k], x, step, steps, states[k]))
+                       for k in range(3)]
+                assert got[0] == got[1] == got[2], ("seed", seed, step, "native", got[0],
+                                                    "python", got[1], "checks", got[2])
             stats = [sorted(w[0].net.stats.items()) for w in worlds]
-            assert stats[0] == stats[1], seed
+            assert stats[0] == stats[1] == stats[2], seed
             worlds = None
         # Where there is viper, the native turn sent segments, found nothing to send, and
         # left cases to the Python (a FIN, resending).

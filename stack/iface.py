@@ -182,7 +182,7 @@ class Stack:
         self.tcb_hdrs = bytearray(32 * tcbs)
         self.sg = array("i", bytes(4 * 6))  # what process_frame's native call fills in
         # What native code (port.tcp_out, tcp_predict) reads of the stack, in this order
-        # (_checksum_viper.py names them): our MSS, the ACK delay, the RTO's floor, ceiling
+        # (_tcp_viper.py names them): our MSS, the ACK delay, the RTO's floor, ceiling
         # and first value, the keepalive time (read once here, as everything reads cfg
         # once: it is not changed), where IPv4 starts in a frame, and the last IPv4 ID sent
         # (KNOB_IDENT: every sender counts it on, next_ident()).

@@ -131,8 +131,8 @@ copy_viper = None
 # demultiplexing and parsing in native code (iface.py process_frame); None elsewhere.
 tcp4_in = None
 tcp4_out = None  # a TCP segment's per-segment fields and checksums, natively (tcp.py)
-# tcp_out(v, buf, ip, hdrs, h, txb, now, force, smss, ident): one turn of a connection's
-# send loop for new data, natively (tcp.py output); None elsewhere.
+# tcp_out(v, buf, hdrs, txb, now, force, knobs): one turn of a connection's send loop for
+# new data, natively (tcp.py output; _tcp_viper.py); None elsewhere.
 tcp_out = None
 # tcp_predict(v, sg, rxbuf, rxb, now, knobs): header prediction natively (iface.py); None
 # elsewhere.
@@ -201,7 +201,12 @@ except (TypeError, ValueError, NotImplementedError):  # pragma: no cover - Micro
                 break
         del _src, _dst, _ok
         if copy_viper is not None and CHECKSUM_KERNEL == "viper":
-            # They use checksum_viper (and copy_viper).
-            from ._checksum_viper import tcp4_in, tcp4_out, tcp_out, tcp_predict
+            from ._checksum_viper import tcp4_in, tcp4_out  # they use checksum_viper
+            try:
+                # A board may leave _tcp_viper out: 8 KB less heap from .mpy or ROMFS,
+                # a third more CPU per segment in, half again out (the Python does the same).
+                from ._tcp_viper import tcp_out, tcp_predict
+            except Exception:  # left out (ImportError), or a port that cannot compile it
+                pass
     except Exception:  # no native emitter (WebAssembly): rings copy by slice
         copy_viper = None

@@ -38,10 +38,11 @@ PACKAGES = (
     ("core", "the stack and its socket API: TCP and UDP sockets, getaddrinfo and the DNS "
      "resolver, `import socket` through stack.install(); the W5500 and LAN9118 drivers for "
      "boards and the in-memory link",
-     ("__init__.py", "_checksum_viper.py", "port.py", "config.py", "seq.py", "ringbuf.py",
-      "ringbuf_obj.py", "assembler.py", "timewait.py", "stats.py", "statnames.py", "ipv4.py",
-      "tcpseg.py", "tcp.py", "tcpfields.py", "tcp_probes.py", "ether.py", "arp.py", "icmp.py",
-      "recycle.py", "iface.py", "sock.py", "udp.py", "udpsock.py", "dns.py", "usocket.py",
+     ("__init__.py", "_checksum_viper.py", "_tcp_viper.py", "port.py", "config.py", "seq.py",
+      "ringbuf.py", "ringbuf_obj.py", "assembler.py", "timewait.py", "stats.py",
+      "statnames.py", "ipv4.py", "tcpseg.py", "tcp.py", "tcpfields.py", "tcp_probes.py",
+      "ether.py", "arp.py", "icmp.py", "recycle.py", "iface.py", "sock.py", "udp.py",
+      "udpsock.py", "dns.py", "usocket.py",
       "link/__init__.py", "link/w5500.py", "link/pipe.py", "link/lan9118.py",
       "link/_lan9118_viper.py"),
      ()),
