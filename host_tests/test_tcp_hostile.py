@@ -10,7 +10,7 @@ from tcpscript import (ACK, FIN, MSS, PEER_IP, PEER_PORT, PSH, RST, STACK_IP, SY
 from test_tcp_open import syn_sent
 from testing import expect_raises
 
-from stack import POLLERR, SHUT_WR, SO_ERROR, SOL_SOCKET, port
+from stack import POLLERR, SHUT_WR, SO_ERROR, SO_KEEPALIVE, SOL_SOCKET, port
 
 _ICMP_UNREACH = 3
 
@@ -733,10 +733,13 @@ class TestNativeOutput:
     # every field must be the same after each step. Without viper both run the Python.
 
     def _world(self):
-        p = Peer(tx_buf=3001, rx_buf=2003, depth=16)  # rings wrapping at odd places: the
-        p.wnd = 2003  # payload copy meets odd addresses too
+        # Rings that wrap at odd places (the payload copy meets odd addresses too), and
+        # keepalive on (its probes count until a segment comes: prediction clears that).
+        p = Peer(tx_buf=3001, rx_buf=2003, depth=16, keepalive_ms=4000)
+        p.wnd = 2003
         srv = p.listen()
         conn = p.accept(srv)
+        conn.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1)
         return p, conn, conn._tcb
 
     def _step(self, world, x, step, steps, state):
@@ -764,6 +767,11 @@ class TestNativeOutput:
                 n = (1, 300, 1460)[(x >> 4) % 3]
                 ack = tcb.v[tcp.SND_UNA] + state["base"]
                 p.send(Seg(ACK | PSH, state["pseq"], ack, wnd=65535, data=bytes(n)))
+                if (x >> 6) & 1 and tcb.v[tcp.IN_USE]:
+                    # More 1 ms later, while the delayed ACK's timer runs: it must not move.
+                    p.advance(1)
+                    more = tcb.v[tcp.RCV_NXT] + state["base"]
+                    p.send(Seg(ACK | PSH, more, ack, wnd=65535, data=bytes(n)))
             elif op == 5:
                 what.append(len(conn.recv(1 + (x >> 2) % 700)))
             elif op == 6:
